@@ -1,0 +1,641 @@
+"""The campaign: initial design -> dispatch -> record -> refit -> propose, until a stop rule.
+
+:class:`Campaign` is the only module that composes the others. Its core is
+ask / tell:
+
+* :meth:`Campaign.ask` hands out trials: first proposals already recorded but
+  not yet run (the initial design, or runs a killed driver left in flight),
+  then new proposals from the policy, with every point still running passed
+  to it as pending. Every proposal is durable in the store before it is
+  handed out.
+* :meth:`Campaign.tell` records one finished attempt (durable before it
+  returns), decides whether it settles its proposal or is retried, and keeps
+  the training data current.
+
+:meth:`Campaign.run` is a thin loop over them on a Dask cluster. Asynchronous
+mode keeps ``concurrency`` runs in flight and refills a worker as soon as its
+run finishes; synchronous mode dispatches a batch, waits for all of it, refits
+and proposes the next batch (deterministic for a given seed, also across a
+kill and resume).
+
+Exactly-once: a proposal is settled by exactly one final run record (the
+store refuses a second). A resumed campaign re-dispatches the proposals
+without one and never re-proposes what was settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+from surrogate_al.data import Dataset
+from surrogate_al.errors import CampaignError, DispatchError, StoreError
+from surrogate_al.simulation import SimulationResult
+
+__all__ = ["Campaign", "Trial", "Progress", "CampaignOutcome"]
+
+logger = logging.getLogger(__name__)
+
+#: Statuses of a settled run that are not a success.
+FAILED_STATUSES = ("failed", "timeout", "invalid", "lost")
+
+
+def _driver_side_failure(reason: str, submit_time: float) -> SimulationResult:
+    """A failed result for a run whose worker never sent one (it died, or the task broke)."""
+    import socket
+
+    return SimulationResult(
+        status="failed", reason=reason, host=socket.gethostname(), started_at=submit_time, finished_at=time.time()
+    )
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One attempt at one proposal, handed out by :meth:`Campaign.ask`.
+
+    Attributes:
+        proposal_id: the proposal's id in the store.
+        attempt: 1-based attempt number.
+        inputs: named inputs in the scientist's units.
+        unit: ``d`` point in the unit cube.
+    """
+
+    proposal_id: int
+    attempt: int
+    inputs: dict[str, float]
+    unit: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for progress bars and logs."""
+
+    settled: int
+    budget: int
+    in_flight: int
+    failed: int
+    estimated_error: float
+    lam: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class CampaignOutcome:
+    """How :meth:`Campaign.run` ended.
+
+    Attributes:
+        status: ``completed`` (budget or target reached) or ``stopped``.
+        reason: why, in words.
+        settled: proposals settled (ok or failed for good).
+        ok: successful runs.
+        store: path of the campaign file.
+    """
+
+    status: str
+    reason: str
+    settled: int
+    ok: int
+    store: Path
+
+
+@dataclass
+class _Ledger:
+    """In-memory mirror of what the store says about runs (rebuilt on resume)."""
+
+    X_ok: list[NDArray[np.float64]] = field(default_factory=list)
+    Y_ok: list[NDArray[np.float64]] = field(default_factory=list)
+    X_failed: list[NDArray[np.float64]] = field(default_factory=list)
+    settled: set[int] = field(default_factory=set)
+    attempts: dict[int, int] = field(default_factory=dict)
+    n_failed_settled: int = 0
+
+
+class Campaign:
+    """An active-learning campaign bound to one store.
+
+    Build one with :meth:`create` (new store from a workflow spec) or
+    :meth:`resume` (existing store); then call :meth:`run`, or drive it by
+    hand with :meth:`ask` / :meth:`tell`.
+
+    Args:
+        spec: the validated workflow spec (``surrogate_al.config.WorkflowSpec``).
+        store: the open campaign store (writable).
+        on_progress: called with a :class:`Progress` after every settled run.
+    """
+
+    def __init__(self, spec: Any, store: Any, *, on_progress: Callable[[Progress], None] | None = None) -> None:
+        from surrogate_al.factory import build_policy, build_simulator, load_validation
+
+        self.spec = spec
+        self.store = store
+        self.on_progress = on_progress
+        self.space = spec.space()
+        self.output_names: tuple[str, ...] = tuple(spec.simulator.outputs)
+        self.simulator = build_simulator(spec, self.space)
+        self.policy = build_policy(spec, self.space)
+        self.validation_ = (
+            load_validation(spec.validation.file, self.space, self.output_names) if spec.validation is not None else None
+        )
+        self.ledger_ = _Ledger()
+        self.queue_: deque[int] = deque()
+        self.in_flight_: dict[int, Trial] = {}
+        self.units_: dict[int, NDArray[np.float64]] = {}
+        self.model_version_ = 0
+        self.fitted_on_ = -1  # number of ok results the surrogate was last fitted on
+        self.results_since_fit_ = 0
+        self.next_batch_id_ = 0
+        self.estimated_error_ = math.nan
+        self.last_lambda_ = math.nan
+        self.session_settled_ = 0
+        self.session_failed_ = 0
+        self.t0_ = time.monotonic()
+        self._restore()
+
+    # ------------------------------------------------------------------------------------
+    # construction
+    @classmethod
+    def create(cls, spec: Any, *, force: bool = False, on_progress: Callable[[Progress], None] | None = None) -> Campaign:
+        """Start a new campaign: create its store and record the initial design."""
+        from surrogate_al.store import CampaignStore
+
+        space = spec.space()
+        store_path = Path(spec.campaign.store)
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        store = CampaignStore.create(
+            store_path,
+            spec=spec.to_dict(),
+            input_names=space.names,
+            output_names=tuple(spec.simulator.outputs),
+            force=force,
+        )
+        try:
+            campaign = cls(spec, store, on_progress=on_progress)
+            campaign._record_initial_design()
+            store.add_event("started", f"budget {spec.campaign.budget}, mode {spec.campaign.mode}")
+        except BaseException:
+            store.close()
+            raise
+        return campaign
+
+    @classmethod
+    def from_workflow(cls, path: str | Path, *, force: bool = False, **kwargs: Any) -> Campaign:
+        """:meth:`create` from a workflow file."""
+        from surrogate_al.config import load_workflow
+
+        return cls.create(load_workflow(path), force=force, **kwargs)
+
+    @classmethod
+    def resume(
+        cls, path: str | Path, *, force_unlock: bool = False, on_progress: Callable[[Progress], None] | None = None
+    ) -> Campaign:
+        """Reopen a campaign from its store: data, pending runs, surrogate and policy state."""
+        from surrogate_al.config import spec_from_dict
+        from surrogate_al.store import CampaignStore
+
+        store = CampaignStore.open(path, mode="a", force_unlock=force_unlock)
+        try:
+            spec = spec_from_dict(store.spec)
+            campaign = cls(spec, store, on_progress=on_progress)
+            store.add_event("resumed", f"{len(campaign.ledger_.settled)} settled, {len(campaign.queue_)} to re-dispatch")
+        except BaseException:
+            store.close()
+            raise
+        return campaign
+
+    def _restore(self) -> None:
+        """Rebuild the in-memory state from the store (a no-op for a new store)."""
+        proposals = self.store.proposals()
+        self.units_ = {p.proposal_id: np.asarray(p.unit, dtype=float) for p in proposals}
+        for run in self.store.runs():
+            self.ledger_.attempts[run.proposal_id] = max(self.ledger_.attempts.get(run.proposal_id, 0), run.attempt)
+            if run.final:
+                self._settle(run.proposal_id, run.status, self.units_[run.proposal_id], run.outputs)
+        self.queue_.extend(self.store.pending_proposal_ids())
+        self.next_batch_id_ = 1 + max((p.batch_id for p in proposals), default=-1)
+        checkpoint = self.store.latest_checkpoint()
+        if checkpoint is not None:
+            self._load_checkpoint(checkpoint)
+        self.session_settled_ = self.session_failed_ = 0
+
+    def _load_checkpoint(self, checkpoint: Any) -> None:
+        policy_state = state_from_bytes(checkpoint.policy_state)
+        self.policy.load_state_dict(policy_state)
+        surrogate = getattr(self.policy, "surrogate", None)
+        if checkpoint.surrogate_state and surrogate is not None:
+            surrogate.load_state_dict(state_from_bytes(checkpoint.surrogate_state))
+            self.fitted_on_ = checkpoint.n_results
+        self.model_version_ = checkpoint.version
+        self.results_since_fit_ = len(self.ledger_.X_ok) - max(self.fitted_on_, 0)
+        logger.info("restored checkpoint %d (fitted on %d results)", checkpoint.version, checkpoint.n_results)
+
+    def _record_initial_design(self) -> None:
+        c = self.spec.campaign
+        d = self.space.dim
+        size = c.initial_design.size if c.initial_design.size is not None else max(2 * d + 2, 8)
+        size = min(size, c.budget)
+        unit = self.space.design_unit(c.initial_design.kind, size, seed=c.seed)
+        self._record_proposals(unit, source="initial")
+
+    def _record_proposals(self, unit: NDArray[np.float64], *, source: str, proposal: Any = None) -> list[int]:
+        inputs = self.space.from_unit(unit)
+        scores: dict[str, Any] = {}
+        if proposal is not None:
+            scores = {"U": proposal.U, "D": proposal.D, "J": proposal.J, "lam": float(proposal.lam)}
+            self.last_lambda_ = float(proposal.lam)
+        ids = self.store.add_proposals(
+            inputs, unit, batch_id=self.next_batch_id_, surrogate_version=self.model_version_, source=source, **scores
+        )
+        self.next_batch_id_ += 1
+        self.units_.update(zip(ids, np.asarray(unit, dtype=float)))
+        self.queue_.extend(ids)
+        return ids
+
+    # ------------------------------------------------------------------------------------
+    # bookkeeping
+    def _settle(self, proposal_id: int, status: str, unit: NDArray[np.float64], outputs: NDArray[np.float64]) -> None:
+        self.ledger_.settled.add(proposal_id)
+        if status == "ok":
+            self.ledger_.X_ok.append(np.asarray(unit, dtype=float))
+            self.ledger_.Y_ok.append(np.asarray(outputs, dtype=float))
+        else:
+            self.ledger_.X_failed.append(np.asarray(unit, dtype=float))
+            self.ledger_.n_failed_settled += 1
+
+    @property
+    def budget(self) -> int:
+        """Settled runs the campaign aims for."""
+        return int(self.spec.campaign.budget)
+
+    def counted(self) -> int:
+        """Settled runs that count toward the budget (failures too unless ``count_failed`` is off)."""
+        if self.spec.campaign.count_failed:
+            return len(self.ledger_.settled)
+        return len(self.ledger_.X_ok)
+
+    def dataset(self) -> Dataset:
+        """The successful runs (and failed points) in unit-cube coordinates."""
+        d, m = self.space.dim, len(self.output_names)
+        X = np.array(self.ledger_.X_ok).reshape(-1, d)
+        Y = np.array(self.ledger_.Y_ok).reshape(-1, m)
+        X_failed = np.array(self.ledger_.X_failed).reshape(-1, d)
+        return Dataset(X=X, Y=Y, X_failed=X_failed)
+
+    def progress(self) -> Progress:
+        """Where the campaign stands now."""
+        return Progress(
+            settled=len(self.ledger_.settled),
+            budget=self.budget,
+            in_flight=len(self.in_flight_),
+            failed=self.ledger_.n_failed_settled,
+            estimated_error=self.estimated_error_,
+            lam=self.last_lambda_,
+            elapsed=time.monotonic() - self.t0_,
+        )
+
+    def done(self) -> bool:
+        """Whether the budget is reached and nothing is left to run."""
+        return self.counted() >= self.budget and not self.in_flight_
+
+    # ------------------------------------------------------------------------------------
+    # model
+    def _min_points(self) -> int:
+        return 2
+
+    def refit(self) -> None:
+        """Fit the surrogate on all successful runs and log the estimated error.
+
+        The checkpoint follows the next proposal (see :meth:`ask`), so it holds
+        the fitted model and the policy state after proposing together.
+        """
+        data = self.dataset()
+        self.policy.fit(data)
+        self.model_version_ += 1
+        self.fitted_on_ = data.n
+        self.results_since_fit_ = 0
+        self._estimate_error(data)
+
+    def checkpoint(self) -> None:
+        """Save the surrogate and policy state (durable) with the model version."""
+        surrogate = getattr(self.policy, "surrogate", None)
+        surrogate_state = state_to_bytes(surrogate.state_dict()) if surrogate is not None and self.fitted_on_ >= 0 else b""
+        self.store.save_checkpoint(
+            version=self.model_version_,
+            n_results=max(self.fitted_on_, 0),
+            surrogate_state=surrogate_state,
+            policy_state=state_to_bytes(self.policy.state_dict()),
+        )
+
+    def _estimate_error(self, data: Dataset) -> None:
+        """Test NRMSE on the validation set, else a model-based estimate.
+
+        The model-based estimate is ``sqrt(mean epistemic variance) / std(Y)``
+        over a fixed Sobol reference set, averaged over outputs: the error the
+        model expects of itself, comparable across refits of one campaign.
+        """
+        surrogate = getattr(self.policy, "surrogate", None)
+        if surrogate is None or data.n < 2:
+            return
+        import torch
+
+        if self.validation_ is not None:
+            X_test, Y_test = self.validation_
+            with torch.no_grad():
+                pred = surrogate.predict(torch.as_tensor(self.space.to_unit(X_test)))
+            mean = pred.mean.detach().cpu().double().numpy()
+            rmse = np.sqrt(np.mean((mean - Y_test) ** 2, axis=0))
+            scale = np.std(Y_test, axis=0)
+            value, name = float(np.mean(rmse / np.where(scale > 0, scale, 1.0))), "test_nrmse"
+        else:
+            reference = self.space.design_unit("sobol", 1024, seed=12345)
+            with torch.no_grad():
+                pred = surrogate.predict(torch.as_tensor(reference))
+            var = pred.epistemic_var.detach().cpu().double().numpy()
+            scale = np.std(data.Y, axis=0)
+            value = float(np.mean(np.sqrt(var.mean(axis=0)) / np.where(scale > 0, scale, 1.0)))
+            name = "estimated_nrmse"
+        self.estimated_error_ = value
+        self.store.add_metric(n_results=data.n, name=name, value=value)
+
+    # ------------------------------------------------------------------------------------
+    # ask / tell
+    def _make_trial(self, proposal_id: int, unit: NDArray[np.float64]) -> Trial:
+        attempt = self.ledger_.attempts.get(proposal_id, 0) + 1
+        self.ledger_.attempts[proposal_id] = attempt
+        inputs = dict(zip(self.space.names, (float(v) for v in self.space.from_unit(unit[None, :])[0])))
+        trial = Trial(proposal_id=proposal_id, attempt=attempt, inputs=inputs, unit=unit)
+        self.in_flight_[proposal_id] = trial
+        return trial
+
+    def ask(self, n: int) -> list[Trial]:
+        """Up to ``n`` trials to run now (fewer when the budget or the data do not allow more).
+
+        Hands out recorded-but-unsettled proposals first (retries, the initial
+        design, runs a killed driver left, points prepared ahead), then asks
+        the policy for new ones. Every proposal is durable in the store before
+        it is handed out.
+        """
+        trials = self._take_queued(n)
+        if len(trials) < n:
+            self.prepare(n - len(trials))
+            trials += self._take_queued(n - len(trials))
+        return trials
+
+    def _take_queued(self, n: int) -> list[Trial]:
+        trials: list[Trial] = []
+        while self.queue_ and len(trials) < n:
+            pid = self.queue_.popleft()
+            if pid in self.ledger_.settled or pid in self.in_flight_:
+                continue
+            trials.append(self._make_trial(pid, self.units_[pid]))
+        return trials
+
+    def prepare(self, n: int) -> list[int]:
+        """Propose up to ``n`` new points and queue them (durable), without handing them out.
+
+        Points in flight and points already queued are passed to the policy as
+        pending. The asynchronous loop calls this right after dispatching, so
+        the refit and the acquisition run while the workers are busy and the
+        next free worker gets its point at once.
+
+        Returns:
+            The new proposal ids (empty when the budget is covered or the model
+            has too little data yet).
+        """
+        want = min(n, self.budget - self.counted() - len(self.in_flight_) - len(self.queue_))
+        if want <= 0:
+            return []
+        data = self.dataset()
+        if getattr(self.policy, "needs_model", True):
+            if data.n < self._min_points():
+                return []  # wait for results before the model can say anything
+            if self.fitted_on_ < 0 or self.results_since_fit_ >= self.spec.campaign.refit_every:
+                self.refit()
+        busy = [t.unit for t in self.in_flight_.values()] + [self.units_[pid] for pid in self.queue_]
+        pending = np.array(busy).reshape(-1, self.space.dim)
+        proposal = self.policy.propose(data, want, pending=pending, progress=min(1.0, self.counted() / self.budget))
+        ids = self._record_proposals(np.asarray(proposal.X, dtype=float), source=self.spec.acquisition.policy, proposal=proposal)
+        # The policy's own state (proposal counter, Sobol position) moved on: keep it with the
+        # model so a resumed campaign proposes exactly what an uninterrupted one would.
+        self.checkpoint()
+        return ids
+
+    def tell(
+        self,
+        trial: Trial,
+        result: SimulationResult,
+        *,
+        worker: str = "",
+        submit_time: float | None = None,
+        status_override: str | None = None,
+    ) -> bool:
+        """Record one finished attempt; returns True when it settled its proposal.
+
+        A failed attempt with retries left is recorded as not final and the
+        proposal goes back to the front of the queue; the next :meth:`ask`
+        hands it out again.
+        """
+        status = status_override or result.status
+        retries = int(self.spec.simulator.retries)
+        final = status == "ok" or trial.attempt > retries
+        outputs = dict(result.outputs) if status == "ok" else None
+        submit = submit_time if submit_time is not None else result.started_at
+        self.store.add_run(
+            proposal_id=trial.proposal_id,
+            attempt=trial.attempt,
+            final=final,
+            status=status,
+            outputs=outputs,
+            reason=result.reason,
+            stderr_tail=result.stderr_tail,
+            submit_time=submit,
+            start_time=result.started_at,
+            finish_time=result.finished_at,
+            wall_time=result.wall_time,
+            worker=worker,
+            host=result.host,
+        )
+        self.in_flight_.pop(trial.proposal_id, None)
+        if not final:
+            logger.info("proposal %d attempt %d %s (%s); retrying", trial.proposal_id, trial.attempt, status, result.reason)
+            self.queue_.appendleft(trial.proposal_id)
+            return False
+        y = np.array([result.outputs[name] for name in self.output_names]) if status == "ok" else None
+        self._settle(trial.proposal_id, status, trial.unit, y)
+        self.session_settled_ += 1
+        if status == "ok":
+            self.results_since_fit_ += 1
+        else:
+            self.session_failed_ += 1
+            logger.warning("proposal %d failed for good after %d attempts: %s", trial.proposal_id, trial.attempt, result.reason)
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+        return True
+
+    # ------------------------------------------------------------------------------------
+    # stop rules
+    def _check_breaker(self) -> None:
+        c = self.spec.campaign
+        n = self.session_settled_
+        if n >= c.min_runs_for_breaker and self.session_failed_ / n > c.max_failure_fraction:
+            message = (
+                f"{self.session_failed_} of {n} runs failed (more than max_failure_fraction = "
+                f"{c.max_failure_fraction}); fix the simulator, then `surrogate-al resume {self.store.path}`"
+            )
+            self.store.add_event("breaker", message)
+            raise CampaignError(message)
+
+    def _stop_reason(self) -> str | None:
+        c = self.spec.campaign
+        if c.stop.max_wall_time is not None and time.monotonic() - self.t0_ >= c.stop.max_wall_time:
+            return f"wall time {c.stop.max_wall_time:.0f} s reached"
+        if c.stop.target_error is not None and self.estimated_error_ <= c.stop.target_error:
+            return f"estimated error {self.estimated_error_:.4g} <= target {c.stop.target_error}"
+        return None
+
+    # ------------------------------------------------------------------------------------
+    # the loop
+    def run(self) -> CampaignOutcome:
+        """Run to the budget (or a stop rule) on the workflow's Dask cluster.
+
+        Raises:
+            CampaignError: the failure-rate breaker tripped or the cluster was lost.
+            KeyboardInterrupt: after recording the interruption; in-flight runs
+                stay pending for :meth:`resume`.
+        """
+        from surrogate_al.dispatch import Dispatcher
+
+        self.t0_ = time.monotonic()
+        self.store.set_state("running")
+        dispatcher = Dispatcher(self.spec.cluster, self.spec.campaign.name, gpu_runs=bool(self.spec.simulator.gpu))
+        try:
+            dispatcher.start()
+            if self.spec.campaign.mode == "sync":
+                reason = self._run_sync(dispatcher)
+            else:
+                reason = self._run_async(dispatcher)
+        except KeyboardInterrupt:
+            self._finish("stopped", "interrupted; in-flight runs will be re-run on resume")
+            raise
+        except (CampaignError, DispatchError, StoreError) as exc:
+            self._finish("stopped", str(exc))
+            raise
+        finally:
+            dispatcher.close()
+        status = "completed" if reason is None or reason.startswith("estimated error") else "stopped"
+        reason = reason or f"budget of {self.budget} runs reached"
+        self._finish(status, reason)
+        return CampaignOutcome(status, reason, len(self.ledger_.settled), len(self.ledger_.X_ok), Path(self.store.path))
+
+    def _finish(self, status: str, reason: str) -> None:
+        try:
+            self.store.set_state(status, reason)
+            self.store.add_event(status, reason)
+        except StoreError as exc:
+            logger.error("could not record the campaign's end (%s): %s", status, exc)
+
+    def _harvest(self, future: Any, trial: Trial, submit_time: float) -> bool:
+        """Turn a finished future into a told result; returns whether it settled."""
+        from distributed import KilledWorker
+
+        try:
+            outcome = future.result()
+        except KilledWorker as exc:
+            result = _driver_side_failure(f"worker died while running it ({exc})", submit_time)
+            return self.tell(trial, result, submit_time=submit_time, status_override="lost")
+        except Exception as exc:
+            if future.status == "cancelled" or type(exc).__name__ in ("CancelledError", "FutureCancelledError"):
+                # A cancelled future is no result: never store it; resume re-runs the proposal.
+                raise CampaignError(
+                    f"the Dask scheduler was lost while proposal {trial.proposal_id} was running; "
+                    f"every finished run is stored: `surrogate-al resume {self.store.path}` continues"
+                ) from exc
+            result = _driver_side_failure(f"task error {type(exc).__name__}: {exc}", submit_time)
+            return self.tell(trial, result, submit_time=submit_time)
+        return self.tell(trial, outcome.result, worker=outcome.worker, submit_time=submit_time)
+
+    def _submit(self, dispatcher: Any, trials: Iterable[Trial]) -> list[tuple[Any, Trial, float]]:
+        out = []
+        for trial in trials:
+            now = time.time()
+            self.store.mark_submitted(trial.proposal_id, trial.attempt, now)
+            out.append((dispatcher.submit(self.simulator, trial.inputs, trial.proposal_id, trial.attempt), trial, now))
+        return out
+
+    def _run_async(self, dispatcher: Any) -> str | None:
+        from distributed import as_completed
+
+        concurrency = int(self.spec.campaign.concurrency)
+        running: dict[Any, tuple[Trial, float]] = {}
+        completed = as_completed()
+
+        def fill() -> None:
+            if self._stop_reason() is not None:
+                return
+            free = concurrency - len(self.in_flight_)
+            if free > 0:
+                for future, trial, t in self._submit(dispatcher, self.ask(free)):
+                    running[future] = (trial, t)
+                    completed.add(future)
+            if self.in_flight_ and not self.queue_:
+                # Look ahead: one point ready before the next worker frees up.
+                self.prepare(1)
+
+        fill()
+        if not running and not self.done():
+            raise CampaignError("nothing to run: the policy proposed no points and no runs are pending")
+        for future in completed:
+            trial, submitted = running.pop(future)
+            self._harvest(future, trial, submitted)
+            self._check_breaker()
+            dispatcher.keep_jobs_up()
+            fill()
+            if not running and not self.done() and self._stop_reason() is None:
+                # No result in flight and ask gave nothing: the model needs data it cannot get.
+                raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
+        return self._stop_reason() if not self.done() else None
+
+    def _run_sync(self, dispatcher: Any) -> str | None:
+        from distributed import wait
+
+        batch_size = int(self.spec.campaign.batch_size)
+        while not self.done():
+            reason = self._stop_reason()
+            if reason is not None:
+                return reason
+            # The whole initial design (or what a killed driver left) is one batch.
+            n = max(batch_size, len(self.queue_))
+            trials = self.ask(n)
+            if not trials:
+                raise CampaignError("the campaign stalled: the policy proposed no points")
+            while trials:
+                batch = self._submit(dispatcher, trials)
+                wait([f for f, _, _ in batch])
+                retry = []
+                for future, trial, submitted in batch:
+                    if not self._harvest(future, trial, submitted):
+                        retry.append(trial.proposal_id)
+                self._check_breaker()
+                dispatcher.keep_jobs_up()
+                trials = self.ask(len(retry)) if retry else []
+        return None
+
+    # ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the store (folds its journal)."""
+        self.store.close()
+
+    def __enter__(self) -> Campaign:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

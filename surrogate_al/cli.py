@@ -1,0 +1,243 @@
+"""Command line: ``surrogate-al run / resume / status / report / predict / export``.
+
+Exit codes: 0 success; 2 bad input (workflow, store, CSV), one line on stderr,
+no traceback; 1 a campaign that could not finish (interrupted, breaker,
+lost cluster), also one line. Only this module prints and configures logging.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from surrogate_al import __version__
+from surrogate_al.errors import (
+    CampaignError,
+    ConfigError,
+    DataError,
+    DispatchError,
+    NotACampaignStoreError,
+    ShapeError,
+    SimulatorError,
+    StoreError,
+    StoreLockedError,
+    SurrogateALError,
+)
+
+__all__ = ["main", "cli"]
+
+#: Errors that mean "the input is wrong": exit 2.
+BAD_INPUT = (ConfigError, NotACampaignStoreError, StoreLockedError, ShapeError, DataError, SimulatorError)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    click.echo(f"surrogate-al: error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Dask is chatty about worker start-up and shutdown; keep it to warnings unless asked.
+    if verbose < 2:
+        for name in ("distributed", "dask_jobqueue"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class _ProgressBar:
+    """A rich live bar: runs settled / budget, in flight, failures, estimated error, λ."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]runs"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("campaign", total=None, detail="starting")
+        return self
+
+    def update(self, p: Any) -> None:
+        if self._progress is None:
+            return
+        err = "n/a" if math.isnan(p.estimated_error) else f"{p.estimated_error:.3g}"
+        lam = "n/a" if math.isnan(p.lam) else f"{p.lam:.2f}"
+        detail = f"in flight {p.in_flight} | failed {p.failed} | est. error {err} | λ {lam}"
+        self._progress.update(self._task, completed=p.settled, total=p.budget, detail=detail)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+
+def _run_campaign(make: Callable[[Callable[[Any], None]], Any], show_progress: bool) -> None:
+    with _ProgressBar(show_progress) as bar:
+        campaign = make(bar.update)
+        try:
+            bar.update(campaign.progress())
+            outcome = campaign.run()
+        except KeyboardInterrupt:
+            campaign.close()
+            _fail(1, f"interrupted; finished runs are stored: surrogate-al resume {campaign.store.path}")
+        except (CampaignError, DispatchError) as exc:
+            campaign.close()
+            _fail(1, str(exc))
+        campaign.close()
+    click.echo(f"campaign {outcome.status}: {outcome.reason}")
+    click.echo(f"store: {outcome.store} ({outcome.settled} settled runs, {outcome.ok} ok)")
+    click.echo(f"next: surrogate-al status {outcome.store} ; surrogate-al report {outcome.store} -o report/")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="surrogate-al")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Active-learning campaigns that build surrogate models of expensive simulators."""
+    _setup_logging(verbose)
+
+
+@cli.command()
+@click.argument("workflow", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing store at the workflow's store path.")
+@click.option("--no-progress", is_flag=True, help="No live progress bar.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None, help="Write a report here when done.")
+def run(workflow: Path, force: bool, no_progress: bool, report_dir: Path | None) -> None:
+    """Run the campaign described by WORKFLOW (a TOML file) to its budget."""
+    from surrogate_al.campaign import Campaign
+
+    _run_campaign(lambda cb: Campaign.from_workflow(workflow, force=force, on_progress=cb), not no_progress)
+    if report_dir is not None:
+        _write_report(_store_of_workflow(workflow), report_dir)
+
+
+def _store_of_workflow(workflow: Path) -> Path:
+    from surrogate_al.config import load_workflow
+
+    return Path(load_workflow(workflow).campaign.store)
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--force-unlock", is_flag=True, help="Break a lock left by a driver on another host.")
+@click.option("--no-progress", is_flag=True, help="No live progress bar.")
+def resume(store: Path, force_unlock: bool, no_progress: bool) -> None:
+    """Continue a stopped or killed campaign from its STORE to the budget."""
+    from surrogate_al.campaign import Campaign
+
+    _run_campaign(lambda cb: Campaign.resume(store, force_unlock=force_unlock, on_progress=cb), not no_progress)
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+def status(store: Path) -> None:
+    """Budget used, run counts, in flight, estimated error, last checkpoint."""
+    from surrogate_al.store import CampaignStore
+
+    with CampaignStore.open(store, mode="r") as st:
+        s = st.summary()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.get("counts", {}).items())) or "none"
+    click.echo(f"store:          {s.get('path', store)}")
+    click.echo(f"state:          {s.get('state')} {('(' + s['reason'] + ')') if s.get('reason') else ''}".rstrip())
+    click.echo(f"budget used:    {s.get('n_final', 0)} / {s.get('budget', '?')}")
+    click.echo(f"settled runs:   {counts}")
+    click.echo(f"attempts:       {s.get('n_attempts', 0)}")
+    click.echo(f"in flight:      {s.get('in_flight', 0)} (at last write)")
+    metrics = s.get("metrics", {})
+    for name, value in sorted(metrics.items()):
+        click.echo(f"{name + ':':<16}{value:.4g}")
+    ckpt = s.get("checkpoint")
+    click.echo(f"last checkpoint: {ckpt if ckpt else 'none'}")
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True, help="Directory for PNGs and summary.md.")
+def report(store: Path, out_dir: Path) -> None:
+    """Learning curve, sample maps, slices of mean and uncertainty, and a summary."""
+    _write_report(store, out_dir)
+
+
+def _write_report(store: Path, out_dir: Path) -> None:
+    from surrogate_al.report import write_report
+
+    files = write_report(store, out_dir)
+    click.echo(f"report: {out_dir} ({len(files)} files: {', '.join(p.name for p in files)})")
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("inputs", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="CSV to write (default: stdout).")
+def predict(store: Path, inputs: Path, output: Path | None) -> None:
+    """Predict with the campaign's last surrogate at the points in INPUTS (CSV with input columns)."""
+    from surrogate_al.report import predict_csv
+
+    text = predict_csv(store, inputs)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"predictions: {output}")
+
+
+@cli.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "npz"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="File to write (default: next to the store).")
+@click.option("--all-attempts", is_flag=True, help="Every attempt, not only the run that settled each proposal.")
+def export(store: Path, fmt: str, output: Path | None, all_attempts: bool) -> None:
+    """Export the runs (inputs, outputs, status, timings) as CSV or NPZ."""
+    from surrogate_al.report import export_runs
+
+    target = output or store.with_suffix(f".{fmt}")
+    export_runs(store, target, fmt=fmt, all_attempts=all_attempts)
+    click.echo(f"exported: {target}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``surrogate-al`` console script."""
+    try:
+        cli.main(args=argv, prog_name="surrogate-al", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail(1, "aborted")
+    except click.UsageError as exc:
+        _fail(2, f"{exc.format_message()} (see surrogate-al --help)")
+    except BAD_INPUT as exc:
+        _fail(2, str(exc))
+    except (CampaignError, DispatchError) as exc:
+        _fail(1, str(exc))
+    except StoreError as exc:
+        _fail(1, str(exc))
+    except SurrogateALError as exc:
+        _fail(1, str(exc))
+    except FileNotFoundError as exc:
+        _fail(2, f"{exc.filename}: no such file")
+    except KeyboardInterrupt:
+        _fail(1, "interrupted")
+
+
+if __name__ == "__main__":
+    main()
