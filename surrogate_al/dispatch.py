@@ -209,7 +209,7 @@ class Dispatcher:
         spec = self.cluster_spec
         class_name = JOBQUEUE_CLASSES[spec.kind]
         cls = getattr(dask_jobqueue, class_name)
-        options = dict(spec.options)
+        options = spec.options.thaw() if spec.options else {}
         if spec.gpus_per_worker:
             extra = list(options.get("worker_extra_args", []))
             extra += ["--resources", f"GPU={spec.gpus_per_worker}"]

@@ -65,11 +65,11 @@ def build_surrogate(spec: Any, d: int) -> Any:
 
     from surrogate_al.surrogates import make_surrogate
 
-    options = dict(spec.surrogate.options or {})
-    options.setdefault("bounds", torch.stack([torch.zeros(d), torch.ones(d)]).double())
-    options.setdefault("seed", spec.campaign.seed)
-    if "device" not in options and spec.surrogate.device != "auto":
-        options["device"] = spec.surrogate.device
+    # The workflow refuses seed/device/bounds in surrogate.options: the campaign sets them here.
+    options = spec.surrogate.options.thaw() if spec.surrogate.options else {}
+    options["bounds"] = torch.stack([torch.zeros(d), torch.ones(d)]).double()
+    options["seed"] = spec.campaign.seed
+    options["device"] = spec.surrogate.device
     return make_surrogate(spec.surrogate.kind, **options)
 
 
