@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -48,8 +49,11 @@ def _fail(code: int, message: str) -> NoReturn:
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Dask is chatty about worker start-up and shutdown; keep it to warnings unless asked.
+    # Dask is chatty about worker start-up and shutdown; keep it to errors unless asked.
+    # Importing distributed first matters: its import installs its own logging levels.
     if verbose < 2:
+        import distributed  # noqa: F401
+
         for name in ("distributed", "dask_jobqueue"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -156,18 +160,21 @@ def status(store: Path) -> None:
 
     with CampaignStore.open(store, mode="r") as st:
         s = st.summary()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.get("counts", {}).items())) or "none"
-    click.echo(f"store:          {s.get('path', store)}")
-    click.echo(f"state:          {s.get('state')} {('(' + s['reason'] + ')') if s.get('reason') else ''}".rstrip())
-    click.echo(f"budget used:    {s.get('n_final', 0)} / {s.get('budget', '?')}")
-    click.echo(f"settled runs:   {counts}")
-    click.echo(f"attempts:       {s.get('n_attempts', 0)}")
-    click.echo(f"in flight:      {s.get('in_flight', 0)} (at last write)")
-    metrics = s.get("metrics", {})
-    for name, value in sorted(metrics.items()):
-        click.echo(f"{name + ':':<16}{value:.4g}")
-    ckpt = s.get("checkpoint")
-    click.echo(f"last checkpoint: {ckpt if ckpt else 'none'}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s["status_counts"].items())) or "none"
+    reason = f" ({s['state_reason']})" if s.get("state_reason") else ""
+    click.echo(f"store:           {s['path']}")
+    click.echo(f"state:           {s['state']}{reason}")
+    click.echo(f"budget used:     {s['n_final']} / {s.get('budget', '?')}")
+    click.echo(f"settled runs:    {counts}")
+    click.echo(f"attempts:        {s['n_attempts']} (retries included)")
+    click.echo(f"in flight:       {s['in_flight']} (at last write)")
+    for name, value in sorted(s["metrics"].items()):
+        click.echo(f"{name + ':':<17}{value:.4g}")
+    if s.get("checkpoint_version") is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["checkpoint_time"]))
+        click.echo(f"last checkpoint: version {s['checkpoint_version']}, fitted on {s['checkpoint_n_results']} results, {when}")
+    else:
+        click.echo("last checkpoint: none")
 
 
 @cli.command()

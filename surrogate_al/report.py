@@ -207,14 +207,14 @@ def write_report(store_path: str | Path, out_dir: str | Path) -> list[Path]:
         lines = [
             f"# Campaign report: {Path(store_path).name}",
             "",
-            f"- state: {summary.get('state')} {summary.get('reason') or ''}".rstrip(),
-            f"- budget used: {summary.get('n_final')} / {summary.get('budget')}",
-            f"- settled runs by status: {summary.get('counts')}",
-            f"- attempts (with retries): {summary.get('n_attempts')}",
+            f"- state: {summary['state']} ({summary.get('state_reason') or 'no reason recorded'})",
+            f"- budget used: {summary['n_final']} / {summary.get('budget')}",
+            f"- settled runs by status: {', '.join(f'{k} {v}' for k, v in sorted(summary['status_counts'].items()))}",
+            f"- attempts (with retries): {summary['n_attempts']}",
             f"- median wall time per run: {np.median(final['wall_time']) if len(final['wall_time']) else float('nan'):.3g} s",
             f"- worker utilisation (busy / workers x span): {util:.1%}" if not math.isnan(util) else "- worker utilisation: n/a",
         ]
-        for name, value in sorted(summary.get("metrics", {}).items()):
+        for name, value in sorted(summary["metrics"].items()):
             lines.append(f"- last {name}: {value:.4g}")
         lines += ["", "## Files", ""] + [f"- ![{p.stem}]({p.name})" for p in files]
         summary_path = out / "summary.md"
