@@ -104,7 +104,7 @@ MINIMAL: dict[str, Any] = {
     "campaign": {"budget": 20},
     "simulator": {
         "kind": "python",
-        "function": "simulators.analytic:branin",
+        "function": "simulators.branin:run",
         "inputs": {"x1": {"low": -5.0, "high": 10.0}, "x2": {"low": 0.0, "high": 15.0}},
         "outputs": ["y"],
     },
