@@ -447,7 +447,8 @@ class Campaign:
         status = status_override or result.status
         retries = int(self.spec.simulator.retries)
         final = status == "ok" or trial.attempt > retries
-        outputs = dict(result.outputs) if status == "ok" else None
+        # Only the declared outputs are stored; a simulator may report more.
+        outputs = {name: result.outputs[name] for name in self.output_names} if status == "ok" else None
         submit = submit_time if submit_time is not None else result.started_at
         self.store.add_run(
             proposal_id=trial.proposal_id,
