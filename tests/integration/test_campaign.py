@@ -1,0 +1,206 @@
+"""End-to-end campaigns on a real LocalCluster, real HDF5 stores and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surrogate_al.store import CampaignStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+WORKFLOW = """
+[campaign]
+name = "{name}"
+budget = {budget}
+concurrency = 2
+mode = "{mode}"
+initial_design = {{ size = 6, kind = "sobol" }}
+seed = {seed}
+store = "{store}"
+
+[simulator]
+kind = "python"
+function = "simulators.branin:run"
+outputs = ["y"]
+
+[simulator.inputs]
+x1 = {{ low = -5.0, high = 10.0 }}
+x2 = {{ low = 0.0, high = 15.0 }}
+
+[surrogate]
+kind = "gp"
+
+[acquisition]
+raw_samples = 256
+restarts = 4
+
+[cluster]
+kind = "local"
+workers = 2
+"""
+
+
+def write_workflow(tmp_path: Path, *, name: str = "e2e", budget: int = 20, mode: str = "async", seed: int = 0) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(WORKFLOW.format(name=name, budget=budget, mode=mode, seed=seed, store=f"{name}.h5"))
+    return path
+
+
+def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "surrogate_al.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "surrogate_al.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,  # so the kill reaches the driver's Dask workers too
+    )
+
+
+def n_final(store: Path) -> int:
+    try:
+        with CampaignStore.open(store, mode="r") as st:
+            return len(st.final_runs())
+    except Exception:  # the store may not exist yet or be mid-creation
+        return 0
+
+
+def wait_for_final(store: Path, n: int, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"driver exited early ({proc.returncode}): {out}\n{err}")
+        if n_final(store) >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{n} results not reached in {timeout} s")
+
+
+def snapshot(store: Path) -> dict[int, tuple[np.ndarray, np.ndarray, str]]:
+    with CampaignStore.open(store, mode="r") as st:
+        return {r.proposal_id: (r.inputs.copy(), r.outputs.copy(), r.status) for r in st.final_runs()}
+
+
+def assert_complete(store: Path, budget: int) -> None:
+    with CampaignStore.open(store, mode="r") as st:
+        final = st.final_runs()
+        ids = [r.proposal_id for r in final]
+        assert len(final) == budget
+        assert len(set(ids)) == budget, "a proposal was settled twice"
+        assert st.pending_proposal_ids() == []
+        assert st.state()[0] == "completed"
+
+
+def test_quickstart_runs_end_to_end_then_status_report_export(tmp_path: Path) -> None:
+    wf = write_workflow(tmp_path, budget=14)
+    store = tmp_path / "e2e.h5"
+    res = cli("run", str(wf), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert str(store) in res.stdout
+    assert_complete(store, 14)
+
+    status = cli("status", str(store))
+    assert status.returncode == 0, status.stderr
+    assert "14 / 14" in status.stdout
+
+    report = cli("report", str(store), "-o", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    for name in ("learning_curve.png", "samples.png", "slices_1d.png", "map_2d.png", "summary.md"):
+        assert (tmp_path / "report" / name).stat().st_size > 0, name
+
+    points = tmp_path / "points.csv"
+    points.write_text("x1,x2\n0.0,5.0\n9.0,2.0\n")
+    pred = cli("predict", str(store), str(points))
+    assert pred.returncode == 0, pred.stderr
+    lines = pred.stdout.strip().splitlines()
+    assert lines[0] == "x1,x2,y_mean,y_std,y_epistemic_std"
+    assert len(lines) == 3
+
+    export = cli("export", str(store), "--format", "csv", "-o", str(tmp_path / "runs.csv"))
+    assert export.returncode == 0, export.stderr
+    assert len((tmp_path / "runs.csv").read_text().strip().splitlines()) == 15
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_interrupted_campaign_resumes_to_exact_budget(tmp_path: Path, sig: signal.Signals) -> None:
+    budget = 20
+    wf = write_workflow(tmp_path, name=f"kill{int(sig)}", budget=budget)
+    store = tmp_path / f"kill{int(sig)}.h5"
+    proc = start_cli("run", str(wf), "--no-progress")
+    try:
+        wait_for_final(store, budget // 2, proc)
+        if sig == signal.SIGKILL:
+            proc.send_signal(sig)  # the driver alone: its workers are orphaned, as in a real crash
+        else:
+            os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    before = snapshot(store)
+    assert budget // 2 <= len(before) < budget
+
+    res = cli("resume", str(store), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert_complete(store, budget)
+    after = snapshot(store)
+    for pid, (x, y, status) in before.items():
+        assert np.array_equal(after[pid][0], x) and np.array_equal(after[pid][1], y, equal_nan=True)
+        assert after[pid][2] == status
+
+
+def test_sync_mode_resume_proposes_exactly_the_same_points(tmp_path: Path) -> None:
+    budget = 16
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    wf_a = write_workflow(first, name="sync", budget=budget, mode="sync", seed=5)
+    wf_b = write_workflow(second, name="sync", budget=budget, mode="sync", seed=5)
+
+    res = cli("run", str(wf_a), "--no-progress")
+    assert res.returncode == 0, res.stderr
+
+    proc = start_cli("run", str(wf_b), "--no-progress")
+    try:
+        wait_for_final(second / "sync.h5", 10, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    res = cli("resume", str(second / "sync.h5"), "--no-progress")
+    assert res.returncode == 0, res.stderr
+
+    with CampaignStore.open(first / "sync.h5") as a, CampaignStore.open(second / "sync.h5") as b:
+        pa, pb = a.proposals(), b.proposals()
+        assert len(pa) == len(pb) == budget
+        for x, y in zip(pa, pb):
+            assert x.proposal_id == y.proposal_id and x.batch_id == y.batch_id
+            np.testing.assert_array_equal(x.unit, y.unit)
+        ra = {r.proposal_id: r.outputs for r in a.final_runs()}
+        rb = {r.proposal_id: r.outputs for r in b.final_runs()}
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            np.testing.assert_array_equal(ra[k], rb[k])
