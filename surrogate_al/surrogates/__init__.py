@@ -1,0 +1,84 @@
+"""Surrogate models, their BoTorch adapter, variance calibration and the registry.
+
+``SURROGATES`` maps the surrogate kinds a workflow file may name to their
+classes; :func:`make_surrogate` builds one from a kind and keyword options and
+rejects unknown kinds and option names with a :class:`ConfigError` that lists
+what is accepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from surrogate_al.errors import ConfigError
+from surrogate_al.surrogates.base import Prediction, Surrogate
+from surrogate_al.surrogates.botorch_adapter import SurrogateModel
+from surrogate_al.surrogates.calibration import (
+    CalibrationReport,
+    VarianceCalibrator,
+    calibration_report,
+    prediction_report,
+)
+from surrogate_al.surrogates.ensemble import DeepEnsemble
+from surrogate_al.surrogates.gp import GaussianProcess
+from surrogate_al.surrogates.mc_dropout import MCDropoutMLP
+
+__all__ = [
+    "SURROGATES",
+    "CalibrationReport",
+    "DeepEnsemble",
+    "GaussianProcess",
+    "MCDropoutMLP",
+    "Prediction",
+    "Surrogate",
+    "SurrogateModel",
+    "VarianceCalibrator",
+    "calibration_report",
+    "make_surrogate",
+    "prediction_report",
+]
+
+SURROGATES: dict[str, type] = {
+    "gp": GaussianProcess,
+    "ensemble": DeepEnsemble,
+    "mc_dropout": MCDropoutMLP,
+}
+
+
+def _accepted_options(cls: type) -> tuple[list[str], bool]:
+    """Constructor keyword names of ``cls``, and whether it takes ``**kwargs``."""
+    params = list(inspect.signature(cls).parameters.values())
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    names = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    return names, takes_any
+
+
+def make_surrogate(kind: str, **options: Any) -> Surrogate:
+    """Build an unfitted surrogate of a registered kind.
+
+    Args:
+        kind: a key of :data:`SURROGATES` (``"gp"``, ``"ensemble"``, ``"mc_dropout"``).
+        **options: constructor keyword arguments of that class.
+
+    Returns:
+        The surrogate, unfitted.
+
+    Raises:
+        ConfigError: ``kind`` is not registered, or an option is not a
+            constructor argument of that kind (the message lists the accepted
+            ones); the constructor's own ConfigErrors for bad values.
+
+    Example:
+        >>> gp = make_surrogate("gp", kernel="matern52", bounds=bounds)
+    """
+    if kind not in SURROGATES:
+        raise ConfigError(f"surrogate kind = {kind!r} is not known; choose one of {sorted(SURROGATES)}")
+    cls = SURROGATES[kind]
+    accepted, takes_any = _accepted_options(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not takes_any:
+        raise ConfigError(
+            f"surrogate kind {kind!r} ({cls.__name__}) has no option(s) {unknown}; accepted options: {accepted}"
+        )
+    return cls(**options)
