@@ -17,7 +17,8 @@ In a workflow file a registered simulator is used as
 
 Analytic benchmarks (microseconds a run): ``branin``, ``ishigami``,
 ``hartmann6``, ``borehole``, ``friedman``, ``sharp_peak``. Physics solvers
-(0.1-0.4 s a run): ``burgers``, ``heat2d``, ``ignition``.
+(0.1-0.4 s a run): ``burgers``, ``heat2d``, ``ignition``. ``sleepy`` is cheap
+but sleeps for an uneven, log-normal time: for throughput tests.
 
 :mod:`simulators.deck_solver` is not in the registry: it is an external C
 executable driven through a text input deck, so it has no in-process ``run``;
@@ -51,6 +52,7 @@ SIMULATORS: dict[str, str] = {
     "burgers": "simulators.burgers",
     "heat2d": "simulators.heat2d",
     "ignition": "simulators.ignition",
+    "sleepy": "simulators.sleepy",
 }
 
 

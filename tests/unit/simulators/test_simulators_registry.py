@@ -14,11 +14,13 @@ from surrogate_al.space import InputSpace
 
 ANALYTIC = ("branin", "ishigami", "hartmann6", "borehole", "friedman", "sharp_peak")
 PHYSICS = ("burgers", "heat2d", "ignition")
+#: Test utilities: extra keyword arguments (run-time model) besides the inputs.
+UTILITY = ("sleepy",)
 
 
 def test_available_lists_every_registered_simulator_sorted() -> None:
-    assert simulators.available() == tuple(sorted(ANALYTIC + PHYSICS))
-    assert set(simulators.SIMULATORS) == set(ANALYTIC + PHYSICS)
+    assert simulators.available() == tuple(sorted(ANALYTIC + PHYSICS + UTILITY))
+    assert set(simulators.SIMULATORS) == set(ANALYTIC + PHYSICS + UTILITY)
     assert all(path == f"simulators.{name}" for name, path in simulators.SIMULATORS.items())
 
 
@@ -71,3 +73,18 @@ def test_non_physical_input_is_a_failed_run_naming_the_input() -> None:
     result = sim(inputs)
     assert result.status == "failed"
     assert "DataError" in result.reason and "k_sw" in result.reason
+
+
+def test_sleepy_run_time_is_a_deterministic_lognormal_of_the_inputs() -> None:
+    import numpy as np
+
+    from simulators import sleepy
+
+    points = np.random.default_rng(0).random((3000, 2))
+    times = np.array([sleepy.duration(a, b) for a, b in points])
+    assert sleepy.duration(0.3, 0.7) == sleepy.duration(0.3, 0.7)
+    assert 0.45 < float(np.median(times)) < 0.55
+    ratio = np.percentile(times, 95) / np.percentile(times, 5)
+    assert 8.0 < ratio < 12.5
+    fast = sleepy.run(x1=0.3, x2=0.7, median=0.001)
+    assert fast["y"] == pytest.approx(math.sin(0.9) + math.cos(1.4) + 0.21)
