@@ -415,6 +415,7 @@ class Campaign:
         if want <= 0:
             return []
         data = self.dataset()
+        started = time.perf_counter()
         if getattr(self.policy, "needs_model", True):
             if data.n < self._min_points():
                 return []  # wait for results before the model can say anything
@@ -423,6 +424,8 @@ class Campaign:
         busy = [t.unit for t in self.in_flight_.values()] + [self.units_[pid] for pid in self.queue_]
         pending = np.array(busy).reshape(-1, self.space.dim)
         proposal = self.policy.propose(data, want, pending=pending, progress=min(1.0, self.counted() / self.budget))
+        # Fit + acquisition time: what a worker would wait without the look-ahead.
+        self.store.add_metric(n_results=data.n, name="proposal_seconds", value=time.perf_counter() - started)
         ids = self._record_proposals(np.asarray(proposal.X, dtype=float), source=self.spec.acquisition.policy, proposal=proposal)
         # The policy's own state (proposal counter, Sobol position) moved on: keep it with the
         # model so a resumed campaign proposes exactly what an uninterrupted one would.

@@ -61,7 +61,7 @@ def _figure() -> Any:
 
 
 def _learning_curve(store: Any, out: Path) -> Path | None:
-    metrics = store.metrics()
+    metrics = [m for m in store.metrics() if m[1].endswith("nrmse")]
     if not metrics:
         return None
     plt = _figure()
