@@ -483,11 +483,16 @@ class Campaign:
             logger.warning("proposal %d failed for good after %d attempts: %s", trial.proposal_id, trial.attempt, result.reason)
         if self.on_progress is not None:
             self.on_progress(self.progress())
+        self._check_breaker()
         return True
 
     # ------------------------------------------------------------------------------------
     # stop rules
     def _check_breaker(self) -> None:
+        """Stop when too many runs of this session failed (after a minimum count).
+
+        Counting only this session's runs lets a resume after a fix go on.
+        """
         c = self.spec.campaign
         n = self.session_settled_
         if n >= c.min_runs_for_breaker and self.session_failed_ / n > c.max_failure_fraction:
@@ -565,7 +570,9 @@ class Campaign:
                 ) from exc
             result = _driver_side_failure(f"task error {type(exc).__name__}: {exc}", submit_time)
             return self.tell(trial, result, submit_time=submit_time)
-        return self.tell(trial, outcome.result, worker=outcome.worker, submit_time=submit_time)
+        # A worker in a batch job is recorded with its job id: "tcp://10.0.0.5:40321 job=123456".
+        worker = f"{outcome.worker} job={outcome.job_id}" if outcome.job_id else outcome.worker
+        return self.tell(trial, outcome.result, worker=worker, submit_time=submit_time)
 
     def _submit(self, dispatcher: Any, trials: Iterable[Trial]) -> list[tuple[Any, Trial, float]]:
         out = []
@@ -600,7 +607,6 @@ class Campaign:
         for future in completed:
             trial, submitted = running.pop(future)
             self._harvest(future, trial, submitted)
-            self._check_breaker()
             dispatcher.keep_jobs_up()
             fill()
             if not running and not self.done() and self._stop_reason() is None:
@@ -628,7 +634,6 @@ class Campaign:
                 for future, trial, submitted in batch:
                     if not self._harvest(future, trial, submitted):
                         retry.append(trial.proposal_id)
-                self._check_breaker()
                 dispatcher.keep_jobs_up()
                 trials = self.ask(len(retry)) if retry else []
         return None
