@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -524,6 +525,7 @@ class Campaign:
         from surrogate_al.dispatch import Dispatcher
 
         self.t0_ = time.monotonic()
+        self._share_cores_with_local_workers()
         self.store.set_state("running")
         dispatcher = Dispatcher(self.spec.cluster, self.spec.campaign.name, gpu_runs=bool(self.spec.simulator.gpu))
         try:
@@ -544,6 +546,20 @@ class Campaign:
         reason = reason or f"budget of {self.budget} runs reached"
         self._finish(status, reason)
         return CampaignOutcome(status, reason, len(self.ledger_.settled), len(self.ledger_.X_ok), Path(self.store.path))
+
+    def _share_cores_with_local_workers(self) -> None:
+        """Leave the local workers their cores: torch in the driver takes only what is left.
+
+        Without this the driver's fits (torch uses every core by default) and
+        the simulator processes oversubscribe the machine and both slow down.
+        """
+        cluster = self.spec.cluster
+        if cluster.kind != "local" or not cluster.processes:
+            return
+        import torch
+
+        free = max(1, (os.cpu_count() or 1) - int(cluster.workers) * int(cluster.threads_per_worker))
+        torch.set_num_threads(min(torch.get_num_threads(), free))
 
     def _finish(self, status: str, reason: str) -> None:
         try:

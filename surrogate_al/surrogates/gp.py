@@ -159,6 +159,8 @@ class GaussianProcess:
         fit_options: extra keyword arguments for
             :func:`botorch.fit.fit_gpytorch_mll` (e.g. ``max_attempts``,
             ``optimizer_kwargs``).
+        warm_start: start each refit from the previous fit's hyperparameters
+            (a campaign refits on slowly growing data: several times faster).
 
     Attributes:
         model_: the fitted ``SingleTaskGP``; takes inputs and returns
@@ -185,6 +187,7 @@ class GaussianProcess:
         device: str | torch.device = "auto",
         seed: int = 0,
         fit_options: Mapping[str, Any] | None = None,
+        warm_start: bool = True,
     ) -> None:
         if kernel not in KERNELS:
             raise ConfigError(f"GaussianProcess: kernel = {kernel!r} is not known; choose one of {list(KERNELS)}")
@@ -219,6 +222,7 @@ class GaussianProcess:
         self.device = device
         self.seed = seed
         self.fit_options = dict(fit_options or {})
+        self.warm_start = bool(warm_start)
 
         self.model_: SingleTaskGP | None = None
         self.train_X_: Tensor | None = None
@@ -274,6 +278,8 @@ class GaussianProcess:
     def _fit_robustly(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[SingleTaskGP, str]:
         """L-BFGS-B with BoTorch's restarts, then Adam, then the prior's defaults."""
         model = self._build_model(X, Y, Yvar)
+        if self.warm_start and self.model_ is not None:
+            self._start_from_previous(model)
         try:
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), **self.fit_options)
             return model.eval(), _FIT_LBFGS
@@ -296,6 +302,24 @@ class GaussianProcess:
                 "hyperparameters (predictions are usable but not tuned to the data)", exc
             )
         return self._build_model(X, Y, Yvar).eval(), _FIT_PRIOR
+
+    def _start_from_previous(self, model: SingleTaskGP) -> None:
+        """Start the optimiser at the last fit's hyperparameters.
+
+        A campaign refits after every few new points; the optimum moves little,
+        so L-BFGS-B converges in a fraction of the iterations a cold start needs.
+        The kernel and likelihood shapes depend only on ``d`` and ``m``, which
+        do not change between refits; a mismatch (new outputs) falls back to a
+        cold start.
+        """
+        previous = self.model_
+        try:
+            model.covar_module.load_state_dict(previous.covar_module.state_dict())
+            model.mean_module.load_state_dict(previous.mean_module.state_dict())
+            if isinstance(self.noise, str) and type(model.likelihood) is type(previous.likelihood):
+                model.likelihood.load_state_dict(previous.likelihood.state_dict())
+        except (RuntimeError, KeyError, AttributeError) as exc:
+            logger.debug("GaussianProcess: cold start (previous hyperparameters do not fit: %s)", exc)
 
     def _build_model(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> SingleTaskGP:
         """Unfitted ``SingleTaskGP`` with our kernel, noise model and transforms, in train mode."""
