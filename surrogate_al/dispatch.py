@@ -11,7 +11,8 @@ Three ways to get workers, chosen by the workflow's ``[cluster]`` section:
 * ``slurm`` / ``pbs`` / ``sge`` / ``lsf`` / ``htcondor``: the dask-jobqueue
   cluster class of that name, its keyword arguments passed through from
   ``cluster.options``, scaled to ``jobs`` (or adaptive between
-  ``adapt.minimum`` and ``adapt.maximum``).
+  ``adapt.minimum`` and ``adapt.maximum``). Jobs that are lost (cancelled,
+  past their walltime) are replaced: see :meth:`Dispatcher.keep_jobs_up`.
 
 Each simulator run is one task, keyed by campaign name, proposal id and attempt
 so keys never collide and ``pure=False`` semantics hold: two runs at the same
@@ -28,8 +29,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import socket
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +125,7 @@ class Dispatcher:
         self.client_: Any = None
         self.cluster_: Any = None
         self.target_jobs_: int = 0
+        self.keeper_: _JobKeeper | None = None
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> Dispatcher:
@@ -204,31 +209,75 @@ class Dispatcher:
         return LocalCluster(**kwargs)
 
     def _jobqueue_cluster(self, security: Any) -> Any:
+        """The dask-jobqueue cluster named by ``cluster.kind``, scaled and watched for lost jobs.
+
+        ``cluster.options`` go to the class unchanged (``cores``, ``memory``,
+        ``queue``, ``walltime``, ``python``, ``job_script_prologue``,
+        ``interface``, ``scheduler_options``, ``local_directory``,
+        ``log_directory``, ``job_extra_directives``, ...), with defaults:
+        ``job_name`` is ``sal-<campaign>`` (so ``squeue --name`` finds the
+        campaign's jobs), with ``gpus_per_worker`` each worker advertises that
+        many ``GPU`` resources, and the dashboards stay on the Dask interface
+        (:func:`_keep_http_on_interface`).
+        """
         import dask_jobqueue
 
         spec = self.cluster_spec
         class_name = JOBQUEUE_CLASSES[spec.kind]
         cls = getattr(dask_jobqueue, class_name)
         options = spec.options.thaw() if spec.options else {}
+        options.setdefault("job_name", "sal-" + _safe_name(self.campaign_name))
         if spec.gpus_per_worker:
-            extra = list(options.get("worker_extra_args", []))
-            extra += ["--resources", f"GPU={spec.gpus_per_worker}"]
-            options["worker_extra_args"] = extra
+            options["worker_extra_args"] = _with_gpu_resource(
+                list(options.get("worker_extra_args") or []), spec.gpus_per_worker
+            )
+            directives = " ".join(str(d) for d in options.get("job_extra_directives") or [])
+            if spec.kind == "slurm" and "gres" not in directives and "gpu" not in directives:
+                logger.warning(
+                    "cluster.gpus_per_worker = %d but cluster.options.job_extra_directives asks SLURM for no GPU "
+                    "(e.g. '--gres=gpu:%d'); the workers advertise GPUs their jobs may not have",
+                    spec.gpus_per_worker,
+                    spec.gpus_per_worker,
+                )
         if security is not None:
             options.setdefault("security", security)
             options.setdefault("protocol", "tls://")
-        try:
-            cluster = cls(**options)
-        except TypeError as exc:
+        submit = str(getattr(cls.job_cls, "submit_command", "") or "").split()
+        if submit and shutil.which(submit[0]) is None:
+            # Without this check the submission fails in the background and the campaign waits forever.
             raise DispatchError(
-                f"cluster.options: {class_name} rejected the options {sorted(options)}: {exc}; "
-                "see the dask-jobqueue documentation for its keyword arguments"
+                f"cluster.kind = {spec.kind!r}: the job submission command {submit[0]!r} is not on PATH here; "
+                "run the driver where the batch system's commands work (a login node, or inside a batch job)"
+            )
+        try:
+            _keep_http_on_interface(options, cls)
+            cluster = cls(**options)
+        except (TypeError, ValueError) as exc:
+            # dask-jobqueue turns an unknown keyword into a ValueError ("Got unexpected keyword argument").
+            raise DispatchError(
+                f"cluster.options: {class_name} rejected the options {sorted(options)}: {_one_line(exc)}; "
+                "see the dask-jobqueue documentation of its keyword arguments"
             ) from exc
-        if spec.adapt is not None:
-            cluster.adapt(minimum_jobs=spec.adapt.minimum, maximum_jobs=spec.adapt.maximum)
-        else:
-            cluster.scale(jobs=spec.jobs)
-            self.target_jobs_ = spec.jobs
+        try:
+            if spec.adapt is not None:
+                cluster.adapt(minimum_jobs=spec.adapt.minimum, maximum_jobs=spec.adapt.maximum)
+                self.target_jobs_ = 0
+                most = spec.adapt.maximum
+            else:
+                cluster.scale(jobs=spec.jobs)
+                self.target_jobs_ = spec.jobs
+                most = spec.jobs
+            self.keeper_ = _JobKeeper(cluster, max_per_window=max(2, most))
+            self.keeper_.install(JOB_CHECK_INTERVAL)
+        except BaseException:
+            cluster.close()
+            raise
+        logger.info(
+            "%s: %s; worker jobs named %r",
+            class_name,
+            f"{spec.jobs} job(s)" if spec.adapt is None else f"adaptive {spec.adapt.minimum}..{spec.adapt.maximum} jobs",
+            options["job_name"],
+        )
         return cluster
 
     def close(self) -> None:
@@ -287,16 +336,269 @@ class Dispatcher:
                 "check the cluster section (queue, walltime, python) and the job logs"
             ) from exc
 
-    def keep_jobs_up(self) -> None:
-        """Re-scale a job-queue cluster to its target when jobs were lost.
+    def keep_jobs_up(self) -> int:
+        """Replace worker jobs that were lost (cancelled, past their walltime, node failure).
 
-        dask-jobqueue does not replace a cancelled or expired job by itself;
-        asking for the same scale again submits replacements. Adaptive
-        clusters replace jobs on their own.
+        dask-jobqueue does not replace a lost job by itself: the job keeps its
+        place in the cluster's plan (``cluster.worker_spec``), so asking for
+        the same scale again looks like a no-op. A job is *lost* once
+        distributed has given up on its worker (gone for
+        ``distributed.deploy.lost-worker-timeout``, 15 s by default; a worker
+        restarted by its nanny comes back sooner, and a job still waiting in
+        the queue is never judged). Then the cluster is scaled to its plan
+        again, which submits a replacement under the same name: back to
+        ``cluster.jobs`` jobs, or to what ``adapt`` planned. See
+        :class:`_JobKeeper` for the details.
+
+        The same check runs every :data:`JOB_CHECK_INTERVAL` seconds on the
+        cluster's event loop, so lost jobs are replaced also while no result
+        can arrive (every worker gone); the campaign calls this after each
+        result as well. Cheap: it reads the scheduler's worker list that the
+        cluster object keeps up to date, nothing is sent over the network.
+
+        Returns:
+            The number of jobs replaced by this call (0 for local clusters).
         """
-        if self.cluster_ is None or not self.target_jobs_:
+        keeper, cluster = self.keeper_, self.cluster_
+        if keeper is None or cluster is None:
+            return 0
+        from distributed.utils import sync
+
+        try:
+            return len(sync(cluster.loop, keeper.acheck, callback_timeout=30))
+        except Exception as exc:  # a closing cluster: nothing left to keep up
+            logger.debug("checking for lost worker jobs failed: %s", exc)
+            return 0
+
+    def job_ids(self) -> list[str]:
+        """Batch-system ids of the worker jobs the cluster holds now (submitted, queued or running)."""
+        cluster = self.cluster_
+        if cluster is None or not hasattr(cluster, "worker_spec"):
+            return []
+        return [str(job.job_id) for job in list(cluster.workers.values()) if getattr(job, "job_id", None)]
+
+
+#: Seconds between two checks for lost worker jobs (on the cluster's event loop).
+JOB_CHECK_INTERVAL = 2.0
+#: Replacements are limited to ``max_per_window`` jobs per this many seconds.
+JOB_REPLACE_WINDOW = 120.0
+#: Log a hint when no worker job has connected this long after the cluster started.
+JOB_START_HINT_AFTER = 300.0
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40] or "campaign"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _keep_http_on_interface(options: dict[str, Any], cls: Any) -> None:
+    """Bind the HTTP servers (dashboards) where the Dask traffic goes, not on every interface.
+
+    dask-jobqueue opens the scheduler's dashboard on ``:8787``, i.e. on all
+    interfaces (a login node's public one too), and the workers' on ``:0``,
+    whatever ``interface`` says. Unless ``scheduler_options.dashboard_address``
+    is given, the scheduler's goes to the address of its interface (or
+    ``scheduler_options.host``); with a loopback ``interface`` (one machine)
+    the workers' go to 127.0.0.1 unless ``worker_extra_args`` names one.
+    Raises ValueError when the scheduler's interface does not exist here.
+    """
+    import dask
+    from distributed.utils import get_ip_interface
+
+    config_name = options.get("config_name") or cls.job_cls.default_config_name()
+    interface = options.get("interface") or dask.config.get(f"jobqueue.{config_name}.interface", None)
+    given = options.get("scheduler_options")
+    scheduler = dict(given if given is not None else dask.config.get(f"jobqueue.{config_name}.scheduler-options", {}) or {})
+    if "dashboard_address" not in scheduler:
+        host = scheduler.get("host")
+        iface = scheduler.get("interface") or interface
+        if not host and iface:
+            host = get_ip_interface(iface)
+        if host:
+            host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+            scheduler["dashboard_address"] = f"{host}:8787"
+            options["scheduler_options"] = scheduler
+    if interface in ("lo", "lo0"):  # names on the workers' nodes: not resolvable here in general
+        args = list(options.get("worker_extra_args") or [])
+        if not any(str(a).startswith("--dashboard-address") for a in args):
+            options["worker_extra_args"] = [*args, "--dashboard-address", "127.0.0.1:0"]
+
+
+def _with_gpu_resource(args: list[str], gpus: int) -> list[str]:
+    """Worker arguments that advertise ``GPU=gpus``, merged into a ``--resources`` already given."""
+    for i, arg in enumerate(args):
+        if arg == "--resources" and i + 1 < len(args):
+            if "GPU=" not in args[i + 1]:
+                args[i + 1] = f"{args[i + 1]},GPU={gpus}" if args[i + 1] else f"GPU={gpus}"
+            return args
+        if arg.startswith("--resources="):
+            if "GPU=" not in arg:
+                args[i] = f"{arg},GPU={gpus}"
+            return args
+    return [*args, "--resources", f"GPU={gpus}"]
+
+
+class _JobKeeper:
+    """Finds lost worker jobs of a dask-jobqueue cluster and has them replaced.
+
+    What dask-jobqueue 0.9 leaves behind when a job is cancelled or reaches its
+    walltime: the job keeps its entry in ``cluster.worker_spec`` (the plan), and
+    its ``Job`` object stays in ``cluster.workers`` until distributed's
+    ``SpecCluster`` notices that the job's worker has been gone for
+    ``distributed.deploy.lost-worker-timeout`` (15 s; a worker restarted by its
+    nanny comes back sooner) and drops it. Nothing submits a new job: the plan
+    did not change, so ``scale()`` is never called (and adapt sees "same").
+
+    A job is lost here when its plan entry has no ``Job`` object any more
+    although one ran under that name (SpecCluster dropped it), or, for jobs of
+    several worker processes (which SpecCluster does not track by name), when
+    all of its workers have been gone a little longer than that timeout; the
+    keeper then closes what is left of it and calls ``scale()`` with the
+    unchanged plan, which submits a new job under the same name.
+
+    Everything here runs on the cluster's event loop (a periodic callback, or
+    :meth:`acheck` through ``distributed.utils.sync``), where ``worker_spec``,
+    ``workers`` and ``scheduler_info`` are read and changed.
+
+    Args:
+        cluster: the ``JobQueueCluster``.
+        max_per_window: most jobs replaced per :data:`JOB_REPLACE_WINDOW`
+            seconds, so a job that dies as soon as it starts cannot make the
+            driver flood the queue.
+        clock: monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(self, cluster: Any, *, max_per_window: int, clock: Callable[[], float] = time.monotonic) -> None:
+        import dask
+        from dask.utils import parse_timedelta
+
+        self.cluster = cluster
+        self.max_per_window = max_per_window
+        self.clock = clock
+        timeout = parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout", "15s"))
+        self.lost_after = float(timeout) + 2 * JOB_CHECK_INTERVAL
+        self.started_at_ = clock()
+        self.job_ids_: dict[str, str] = {}  # plan name -> id of the job last running under it
+        self.seen_: set[str] = set()  # plan names whose workers have connected
+        self.missing_since_: dict[str, float] = {}
+        self.recent_: deque[float] = deque()
+        self.replaced_: list[str] = []  # ids of the jobs replaced so far
+        self.hinted_ = False
+        self.throttled_ = False
+
+    def install(self, interval: float) -> None:
+        """Run :meth:`check` every ``interval`` seconds until the cluster closes."""
+        from tornado.ioloop import PeriodicCallback
+
+        cluster = self.cluster
+
+        def start() -> None:
+            pc = PeriodicCallback(self._check_logged, interval * 1000)
+            cluster.periodic_callbacks["surrogate-al-keep-jobs"] = pc  # stopped by cluster.close()
+            pc.start()
+
+        cluster.loop.add_callback(start)
+
+    def _check_logged(self) -> None:
+        try:
+            self.check()
+        except Exception:  # never let a bookkeeping error stop the periodic check
+            logger.exception("checking for lost worker jobs failed")
+
+    async def acheck(self) -> list[str]:
+        """:meth:`check` as a coroutine (for ``sync`` from the driver thread)."""
+        return self.check()
+
+    def check(self) -> list[str]:
+        """Replace the jobs found lost now; returns their job ids."""
+        from distributed.core import Status
+
+        cluster = self.cluster
+        if cluster.status in (Status.closing, Status.closed):
+            return []
+        now = self.clock()
+        connected = {str(w.get("name")) for w in cluster.scheduler_info.get("workers", {}).values()}
+        plan = dict(cluster.worker_spec)
+        names = {str(key) for key in plan}
+        for table in (self.job_ids_, self.missing_since_):
+            for name in set(table) - names:  # the cluster dropped these itself (scale down, adapt)
+                del table[name]
+        self.seen_ &= names
+        lost: list[Any] = []
+        for key, spec in plan.items():
+            name = str(key)
+            job = cluster.workers.get(key)
+            if job is None:
+                if name in self.job_ids_:
+                    lost.append(key)  # SpecCluster dropped the job as lost
+                continue
+            self.job_ids_[name] = str(getattr(job, "job_id", None) or name)
+            group = spec.get("group") if isinstance(spec, Mapping) else None
+            members = {f"{name}{suffix}" for suffix in group} if group else {name}
+            if members & connected:
+                self.seen_.add(name)
+                self.missing_since_.pop(name, None)
+            elif name in self.seen_:
+                since = self.missing_since_.setdefault(name, now)
+                if group and now - since >= self.lost_after:
+                    lost.append(key)  # SpecCluster does not track group jobs by name
+        self._hint_if_nothing_started(now, connected)
+        if lost:
+            return self._replace(lost, now)
+        return []
+
+    def _replace(self, lost: list[Any], now: float) -> list[str]:
+        cluster = self.cluster
+        while self.recent_ and now - self.recent_[0] > JOB_REPLACE_WINDOW:
+            self.recent_.popleft()
+        room = self.max_per_window - len(self.recent_)
+        if room <= 0:
+            if not self.throttled_:
+                logger.error(
+                    "worker job(s) lost again within %.0f s of the last replacements; not replacing them yet "
+                    "(do the jobs die right after starting? read their logs in cluster.options.log_directory)",
+                    JOB_REPLACE_WINDOW,
+                )
+                self.throttled_ = True
+            return []
+        self.throttled_ = False
+        ids = []
+        for key in lost[:room]:
+            name = str(key)
+            ids.append(self.job_ids_.pop(name, name))
+            job = cluster.workers.pop(key, None)
+            if job is not None:
+                cluster.loop.add_callback(job.close)  # cancels what is left of the job
+            self.seen_.discard(name)
+            self.missing_since_.pop(name, None)
+            self.recent_.append(now)
+        self.replaced_.extend(ids)
+        logger.warning(
+            "worker job(s) %s lost (cancelled, past the walltime, or the node failed); their runs are "
+            "re-dispatched and %d replacement job(s) submitted",
+            ", ".join(ids),
+            len(ids),
+        )
+        # The plan is unchanged and now has empty places: scale() submits jobs for them.
+        cluster.scale(jobs=len(cluster.worker_spec))
+        return ids
+
+    def _hint_if_nothing_started(self, now: float, connected: set[str]) -> None:
+        if self.hinted_:
             return
-        running = len(getattr(self.cluster_, "workers", {}))
-        if running < self.target_jobs_:
-            logger.warning("%d of %d worker jobs left; submitting replacements", running, self.target_jobs_)
-            self.cluster_.scale(jobs=self.target_jobs_)
+        if connected or self.seen_:
+            self.hinted_ = True
+            return
+        if now - self.started_at_ >= JOB_START_HINT_AFTER and self.cluster.worker_spec:
+            ids = [str(getattr(job, "job_id", "?")) for job in self.cluster.workers.values()]
+            logger.warning(
+                "no Dask worker has connected %.0f s after submitting jobs %s; if `squeue` shows them running, "
+                "read their logs (cluster.options.log_directory): a wrong `python`, a missing package or a "
+                "scheduler address the nodes cannot reach (cluster.options.interface) are the usual causes",
+                now - self.started_at_,
+                ", ".join(ids) or "(none yet)",
+            )
+            self.hinted_ = True
