@@ -1,0 +1,544 @@
+"""Greedy submodular batches: q points that are informative *together*.
+
+Taking the q best points of a pointwise score puts a batch on one hill. A
+batch is instead chosen by greedily maximising a set function ``F_λ(S)`` of
+the whole batch ``S`` that rewards information and coverage with diminishing
+returns, so each new point is worth most where the others are not.
+
+The objective
+-------------
+``F_λ(S) = λ · IG(S) / s_IG + (1 − λ) · Cov(S) / s_cov``, given the pending
+runs ``P`` (already in the set: every marginal gain is computed given
+``P ∪ S``, so a batch avoids what is already running).
+
+* **Information gain** ``IG(S) = ½ Σ_j w_j log det(I + ε⁻¹ K_j(S))`` with
+  ``K_j(S)`` the surrogate's joint epistemic covariance of output ``j`` at the
+  points of ``S`` (:meth:`Surrogate.joint_epistemic_covariance`: exact for the
+  GP, the empirical covariance across members for the ensemble and MC
+  dropout; standardised units): the mutual information between the latent
+  function and observations at ``S`` with noise variance ``ε``. The marginal
+  gain of ``x`` is ``½ Σ_j w_j log(1 + var_j(x | S) / σ_j²(x))`` with the
+  conditional variance ``var(x | S) = k(x, x) − k(x, S)(K(S) + ε I)⁻¹ k(S, x)``
+  (matrix determinant lemma), differentiable in ``x``.
+* **Coverage** ``Cov(S) = (1/|R|) Σ_{r∈R} max(c_r, max_{s∈S} sim(r, s)) − Σ c_r/|R|``,
+  a facility-location function over a reference set ``R`` (Sobol points in
+  synthesis mode, a subsample of the candidates in pool mode), with
+  ``sim(r, s) = exp(−|r − s|² / (2ℓ²))``, ``ℓ`` the expected
+  nearest-neighbour spacing of the points the box will hold after the batch
+  (:func:`~surrogate_al.acquisition.scores.expected_nn_spacing`) and ``c_r``
+  the coverage already provided by labelled and failed points. The marginal
+  gain of ``x`` is ``mean_r max(0, sim(r, x) − cur_r)``.
+* **Noise.** ``ε_j = noise_floor · max_{r∈R} v_j(r)``, a fraction (1e-3 by
+  default) of the largest epistemic variance on the reference set: the
+  resolution below which the remaining uncertainty is not worth a run. It
+  scales with what is left to learn, so it means the same early in a campaign
+  (``v ≈ 1``, the prior) and late (``v ≪ 1``). The points already in the set
+  are conditioned on with ``ε``; the candidate's own observation has noise
+  ``σ_j²(x) ≥ ε``: the surrogate's aleatoric variance at ``x`` in
+  standardised units, clipped to ``[ε_j, cap_j]`` with ``cap_j`` its largest
+  value at the labelled points (a noise head extrapolates freely away from
+  the data and must not claim more noise than it has seen). So a query where
+  the simulator is noisy informs less, by exactly the factor its noise
+  dilutes the observation, and aleatoric noise never attracts a batch. A
+  surrogate that reports one noise level everywhere (the GP) gets a constant
+  ``σ_j²``, the median at the labelled points (at least ``ε_j``), and costs
+  no extra predictions. Conditioning the chosen points on ``ε`` rather than
+  on their own noise is deliberate: with their own noise, a repeated noisy run
+  at the most uncertain input keeps a large gain, and the batch of an
+  ensemble (whose members disagree most at the box's faces) degenerates into
+  replicates of one point.
+* **Scales** ``s_IG``, ``s_cov``: the best single-point gains over the
+  reference set given the labelled data only, so both terms are about 1 for
+  the best first point and λ means the same on every problem (as for ``J``).
+
+Why greedy works
+----------------
+``IG`` is monotone submodular (a Gaussian mutual information, Krause &
+Guestrin 2005), so is the facility-location ``Cov`` (its ``c_r`` floor is a
+fixed facility), and so is their non-negative combination; both are 0 at the
+empty set. For a monotone, submodular, non-negative set function with
+``F(∅) = 0`` under a cardinality constraint ``|S| ≤ q``, the greedy algorithm
+(add the point of largest marginal gain, q times) returns a set with
+``F(S_greedy) ≥ (1 − 1/e) · max_{|S| ≤ q} F(S)`` (Nemhauser, Wolsey & Fisher
+1978). Conditioning on the pending set keeps every property
+(``S ↦ F(P ∪ S) − F(P)`` is again monotone submodular with value 0 at ∅).
+
+The gains above are exactly those of ``F_λ`` when ``σ²(x) = ε`` everywhere
+(a deterministic simulator whose noise is below the resolution ``ε``: the
+usual case). With larger or heteroscedastic noise the candidate's own
+``σ²(x)`` enters only its own gain: the gains still never grow as the set
+grows (diminishing returns hold exactly, which is all lazy greedy needs to
+stay exact), but they no longer add up to a single set function, so the
+``1 − 1/e`` bound is then a guide rather than a theorem.
+
+* **Pool mode** (:func:`greedy_pool`): the candidates are a finite ground set
+  and each argmax is exact, so the guarantee holds exactly (relative to the
+  best batch *from the pool*). Lazy greedy (Minoux 1978) gives the same
+  selection as plain greedy at a fraction of the cost: by submodularity a
+  gain computed earlier is an upper bound on the gain now, so candidates sit
+  in a max-priority queue keyed by their last computed gain (initially the
+  gain given nothing pending, which is cheap to compute in bulk), and a
+  candidate is selected only when its freshly recomputed gain is still at the
+  top. Stale candidates are refreshed in blocks (one joint-covariance call
+  each) that start small and double while the refreshed gains keep falling
+  below the stale bounds. Nothing of size ``N x N`` is formed: the bounds are
+  computed in blocks of ``chunk_size`` candidates against the ``|R|``
+  reference points (1024 by default).
+* **Synthesis mode** (:func:`greedy_synthesis`): each greedy step
+  synthesises the point of best marginal gain by multi-start L-BFGS-B
+  (:mod:`surrogate_al.acquisition.synthesis`); later steps reuse the first
+  step's raw samples with their old gains as upper bounds (the same
+  submodularity argument) and restart from the previous step's optima. The
+  argmax is then only approximate: if every step reaches a fraction ``α`` of
+  the best gain, the bound degrades to ``1 − e^(−α)`` (and to less when steps
+  miss by an additive error), so the guarantee is only as good as the inner
+  optimiser.
+
+Feasibility: when a success probability ``p(x)`` is given, every marginal
+gain is multiplied by it (the expected gain of a query that may fail). The
+weighted gains still decrease as ``S`` grows, so lazy greedy stays exact, but
+the weighted objective is no longer a set function and the ``1 − 1/e``
+statement applies to the unweighted ``F_λ`` only.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from surrogate_al.acquisition.schedules import check_lambda
+from surrogate_al.acquisition.scores import (
+    NoiseLevels,
+    expected_nn_spacing,
+    standardised_variances,
+)
+from surrogate_al.acquisition.synthesis import synthesise
+from surrogate_al.errors import ConfigError, DataError, ShapeError
+from surrogate_al.surrogates.base import Surrogate
+
+__all__ = ["BatchObjective", "BatchResult", "greedy_pool", "greedy_synthesis", "information_gain"]
+
+logger = logging.getLogger(__name__)
+
+#: Jitter added to ``K(S) + ε I`` before its Cholesky factorisation.
+_JITTER = 1e-12
+
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A greedily chosen batch.
+
+    Attributes:
+        X: ``q x d`` points, in the order they were chosen.
+        gains: ``q`` marginal gains of ``F_λ`` (times ``p(success)`` when a
+            feasibility model is used) at the moment each point was chosen.
+        indices: ``q`` row indices into the candidate pool (pool mode), else None.
+        evaluations: number of exact marginal-gain evaluations (pool mode:
+            shows how much lazy greedy saved; synthesis: 0).
+    """
+
+    X: Tensor
+    gains: Tensor
+    indices: Tensor | None = None
+    evaluations: int = 0
+
+
+def _as_points(X: Tensor | None, d: int, what: str, like: Tensor) -> Tensor:
+    if X is None:
+        return like.new_zeros((0, d))
+    X = torch.as_tensor(X).to(like)
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ShapeError(f"{what} has shape {tuple(X.shape)}; expected k x {d} unit-cube points")
+    return X
+
+
+def information_gain(cov: Tensor, noise_var: Tensor, weights: Tensor | None = None) -> Tensor:
+    """``½ Σ_j w_j log det(I + N_j^(-1/2) K_j N_j^(-1/2))`` for one set of ``s`` points.
+
+    Args:
+        cov: ``m x s x s`` epistemic covariances ``K_j``.
+        noise_var: ``m`` noise variances, or ``m x s`` per point (``N_j`` diagonal).
+        weights: ``m`` output weights (default 1).
+
+    Returns:
+        The information gain (a scalar tensor; 0 for ``s = 0``).
+    """
+    m, s, _ = cov.shape
+    if weights is None:
+        weights = cov.new_ones(m)
+    if s == 0:
+        return cov.new_zeros(())
+    noise = noise_var.to(cov)
+    noise = noise.view(m, 1).expand(m, s) if noise.ndim == 1 else noise
+    root = noise.rsqrt()
+    scaled = cov * root.unsqueeze(-1) * root.unsqueeze(-2) + torch.eye(s, dtype=cov.dtype, device=cov.device)
+    return 0.5 * (weights.to(cov) * torch.linalg.slogdet(scaled).logabsdet).sum()
+
+
+class BatchObjective:
+    """``F_λ`` and its marginal gains (see module docstring).
+
+    Args:
+        surrogate: a fitted surrogate.
+        lam: λ in ``[0, 1]``: weight of information gain (λ) vs coverage (1 − λ).
+        reference: ``r x d`` reference points (coverage ground set and scales).
+        output_scale: ``m`` output standard deviations of the training data.
+        X_known: ``n x d`` points already evaluated (labelled and failed); they
+            provide the coverage floor ``c_r``.
+        X_pending: ``k x d`` points whose runs are in flight: members of the
+            set from the start.
+        X_labelled: ``n x d`` points whose outputs the surrogate was trained on:
+            where its noise estimate is trusted (caps ``σ²``); None to use the
+            reference set.
+        output_weights: ``m`` non-negative weights of the outputs (default 1).
+        lengthscale: coverage lengthscale ``ℓ``; None for the expected
+            nearest-neighbour spacing of ``n + k + 1`` points.
+        noise_floor: ``ε`` relative to the largest epistemic variance on the
+            reference set (per output): the resolution below which remaining
+            uncertainty is not worth a run (used when ``noise`` is None).
+        feasibility: optional map ``b x d -> b`` of success probabilities
+            that multiplies the gains.
+        reference_variances: optional ``(epistemic, aleatoric)``, each
+            ``r x m`` standardised variances at ``reference``, when already
+            computed (e.g. by :class:`~surrogate_al.acquisition.scores.UncertaintyScore`).
+        noise: the :class:`~surrogate_al.acquisition.scores.NoiseLevels` to use
+            (e.g. ``UncertaintyScore.noise_``); None to build them here.
+
+    Attributes:
+        noise_: the :class:`~surrogate_al.acquisition.scores.NoiseLevels` in use.
+        eps_: ``m`` noise floors ``ε`` (standardised units).
+        scale_ig_, scale_cov_: ``s_IG`` and ``s_cov``.
+        lengthscale_: the coverage lengthscale.
+    """
+
+    def __init__(
+        self,
+        surrogate: Surrogate,
+        lam: float,
+        reference: Tensor,
+        output_scale: Tensor,
+        *,
+        X_known: Tensor | None = None,
+        X_pending: Tensor | None = None,
+        X_labelled: Tensor | None = None,
+        output_weights: Tensor | None = None,
+        lengthscale: float | None = None,
+        noise_floor: float = 1e-3,
+        feasibility: Callable[[Tensor], Tensor] | None = None,
+        reference_variances: tuple[Tensor, Tensor] | None = None,
+        noise: NoiseLevels | None = None,
+    ) -> None:
+        if reference.ndim != 2 or reference.shape[0] == 0:
+            raise ShapeError(f"reference has shape {tuple(reference.shape)}; expected r x d with r >= 1")
+        d = reference.shape[1]
+        self.surrogate = surrogate
+        self.lam = check_lambda(lam)
+        self.reference = reference
+        self.d = d
+        self.output_scale = torch.as_tensor(output_scale).to(reference).reshape(-1)
+        m = self.output_scale.shape[0]
+        self.output_weights = (
+            reference.new_ones(m) if output_weights is None else torch.as_tensor(output_weights).to(reference)
+        )
+        self.X_known = _as_points(X_known, d, "X_known", reference)
+        self.X_pending = _as_points(X_pending, d, "X_pending", reference)
+        labelled = _as_points(X_labelled, d, "X_labelled", reference)
+        self.feasibility = feasibility
+        n_context = self.X_known.shape[0] + self.X_pending.shape[0]
+        self.lengthscale_ = float(lengthscale) if lengthscale is not None else expected_nn_spacing(n_context + 1, d)
+
+        with torch.no_grad():
+            if reference_variances is None:
+                epi, alea = standardised_variances(surrogate, reference, self.output_scale)
+            else:
+                epi, alea = (v.to(reference) for v in reference_variances)
+            if noise is None:
+                trusted = standardised_variances(surrogate, labelled, self.output_scale)[1] if labelled.shape[0] else None
+                noise = NoiseLevels(epi, alea, trusted, noise_floor)
+            self.noise_ = noise
+            self.eps_ = noise.eps_
+            self.scale_ig_ = float(self._ig(epi, noise.clip(alea)).max().clamp_min(1e-12))
+            # Coverage floor from evaluated points, then the best single-point coverage gain.
+            self.floor_ = self._coverage_of(self.X_known)
+            self.scale_cov_ = float(self._coverage_gain(reference, self.floor_).max().clamp_min(1e-12))
+            self.pending_cover_ = torch.maximum(self.floor_, self._coverage_of(self.X_pending))
+
+    # -- pieces -----------------------------------------------------------------------
+    def noise(self, X: Tensor) -> Tensor:
+        """``b x m`` noise variances ``σ²(x)`` (standardised units) used by the information gain."""
+        if self.noise_.homoscedastic_:
+            return self.noise_.typical_.to(X).expand(X.shape[0], -1)
+        _, alea = standardised_variances(self.surrogate, X, self.output_scale)
+        return self.noise_.clip(alea)
+
+    def _ig(self, cond_var: Tensor, noise: Tensor) -> Tensor:
+        """``b`` information gains ``½ Σ_j w_j log(1 + var_j / σ_j²)`` (unscaled)."""
+        return 0.5 * (self.output_weights.to(cond_var) * torch.log1p(cond_var.clamp_min(0.0) / noise)).sum(-1)
+
+    def _similarity(self, A: Tensor, B: Tensor) -> Tensor:
+        """``a x b`` similarities ``exp(-|a - b|^2 / (2 ℓ^2))``."""
+        # |a|^2 + |b|^2 - 2 a.b as one fused matrix product (far faster than a x b x d differences);
+        # the clamp removes round-off negatives for coincident points.
+        sq = torch.addmm((B**2).sum(-1).unsqueeze(0), A, B.T, alpha=-2.0).add_((A**2).sum(-1, keepdim=True))
+        scale = -0.5 / self.lengthscale_**2
+        if sq.requires_grad:
+            return torch.exp(sq.clamp_min(0.0) * scale)
+        # No gradient wanted (bulk scoring): work in place, one a x b buffer instead of four.
+        return sq.clamp_min_(0.0).mul_(scale).exp_()
+
+    def _rows(self) -> int:
+        # Blocks keep the rows x r similarity matrix near 1M entries (8 MB, cache-friendly).
+        return max(1, 2**20 // self.reference.shape[0])
+
+    def _coverage_of(self, X: Tensor) -> Tensor:
+        """``r`` coverage of each reference point by the points ``X`` (0 when ``X`` is empty)."""
+        best = self.reference.new_zeros(self.reference.shape[0])
+        for start in range(0, X.shape[0], self._rows()):
+            block = X[start : start + self._rows()].to(self.reference)
+            best = torch.maximum(best, self._similarity(self.reference, block).max(dim=1).values)
+        return best
+
+    def _coverage_gain(self, X: Tensor, current: Tensor) -> Tensor:
+        """``b`` coverage gains of the points ``X`` given ``r`` current coverage (unscaled)."""
+        ref, cur = self.reference.to(X), current.to(X)
+        out = []
+        for s in range(0, X.shape[0], self._rows()):
+            sim = self._similarity(X[s : s + self._rows()], ref)
+            out.append(torch.relu(sim - cur).mean(-1) if sim.requires_grad else sim.sub_(cur).clamp_min_(0.0).mean(-1))
+        return torch.cat(out) if out else X.new_zeros(0)
+
+    def conditional_variance(self, X: Tensor, X_given: Tensor) -> tuple[Tensor, Tensor]:
+        """Epistemic variances at ``X`` once ``X_given`` is observed, and the noise at ``X``.
+
+        The points in ``X_given`` are conditioned on with the floor noise
+        ``ε`` (their runs will pin the function down there; see the module
+        docstring on replication).
+
+        Args:
+            X: ``b x d`` points.
+            X_given: ``t x d`` conditioning points (``t`` may be 0).
+
+        Returns:
+            ``(var, noise)``: ``b x m`` conditional variances ``var(x | X_given)``
+            and ``b x m`` noise variances ``σ²(x)``, standardised units,
+            differentiable in ``X``.
+        """
+        t = X_given.shape[0]
+        if t == 0:
+            epi, alea = standardised_variances(self.surrogate, X, self.output_scale)
+            return epi, self.noise_.clip(alea)
+        noise = self.noise(X)  # no surrogate call when homoscedastic
+        joint = self.surrogate.joint_epistemic_covariance(torch.cat([X_given.to(X), X])).to(X)
+        eye = torch.eye(t, dtype=X.dtype, device=X.device)
+        K_tt = joint[:, :t, :t] + (self.eps_.to(X).view(-1, 1, 1) + _JITTER) * eye
+        K_tx = joint[:, :t, t:]
+        diag = joint[:, t:, t:].diagonal(dim1=-2, dim2=-1)
+        L = torch.linalg.cholesky(K_tt)
+        A = torch.linalg.solve_triangular(L, K_tx, upper=False)
+        cond = diag - (A**2).sum(-2)
+        return cond.clamp_min(0.0).transpose(0, 1), noise
+
+    # -- the objective ---------------------------------------------------------------
+    def gain(self, X: Tensor, X_selected: Tensor | None = None, *, with_feasibility: bool = True) -> Tensor:
+        """Marginal gains ``F_λ(P ∪ S ∪ {x}) − F_λ(P ∪ S)`` at ``b x d`` points.
+
+        Args:
+            X: ``b x d`` points.
+            X_selected: ``s x d`` points already chosen for this batch.
+            with_feasibility: multiply by ``p(success | x)`` when a feasibility
+                model was given.
+
+        Returns:
+            ``b`` gains, differentiable in ``X``.
+        """
+        S = _as_points(X_selected, self.d, "X_selected", X)
+        given = torch.cat([self.X_pending.to(X), S])
+        total = X.new_zeros(X.shape[0])
+        if self.lam > 0:
+            total = total + self.lam * self._ig(*self.conditional_variance(X, given)) / self.scale_ig_
+        if self.lam < 1:
+            current = torch.maximum(self.pending_cover_, self._coverage_of(S)) if S.shape[0] else self.pending_cover_
+            total = total + (1.0 - self.lam) * self._coverage_gain(X, current) / self.scale_cov_
+        if with_feasibility and self.feasibility is not None:
+            total = total * self.feasibility(X)
+        return total
+
+    def upper_bound(self, X: Tensor) -> Tensor:
+        """Gains given neither pending nor selected points: upper bounds on every later gain.
+
+        Cheap in bulk (the IG part needs only the diagonal ``predict``).
+        """
+        total = X.new_zeros(X.shape[0])
+        if self.lam > 0:
+            total = total + self.lam * self._ig(*self.conditional_variance(X, X[:0])) / self.scale_ig_
+        if self.lam < 1:
+            total = total + (1.0 - self.lam) * self._coverage_gain(X, self.floor_) / self.scale_cov_
+        if self.feasibility is not None:
+            total = total * self.feasibility(X)
+        return total
+
+    def value(self, X_set: Tensor) -> float:
+        """Gain of adding the ``s x d`` points ``S`` one by one, in order, to the pending set.
+
+        With ``σ² = ε`` everywhere (a deterministic simulator) this is
+        ``F_λ(P ∪ S) − F_λ(P)`` and does not depend on the order; otherwise it
+        is the greedy-style sum of marginal gains along the given order.
+        Unweighted by feasibility.
+        """
+        S = _as_points(X_set, self.d, "X_set", self.reference)
+        total = 0.0
+        with torch.no_grad():
+            for i in range(S.shape[0]):
+                total += float(self.gain(S[i : i + 1], S[:i], with_feasibility=False)[0])
+        return total
+
+
+def _check_q(q: int) -> int:
+    if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+        raise ConfigError(f"batch size q = {q!r}; expected a positive integer")
+    return q
+
+
+def greedy_pool(
+    objective: BatchObjective,
+    candidates: Tensor,
+    q: int,
+    *,
+    lazy: bool = True,
+    available: Tensor | None = None,
+    chunk_size: int = 512,
+    refresh_block: int = 16,
+) -> BatchResult:
+    """Greedy batch of ``q`` candidates from a pool, by lazy (Minoux) or plain greedy.
+
+    Args:
+        objective: the batch objective (holds pending points and λ).
+        candidates: ``N x d`` unit-cube candidates.
+        q: batch size.
+        lazy: lazy greedy with a priority queue (default); False re-scores
+            every candidate at every step (plain greedy, for reference).
+        available: optional ``N`` boolean mask; False rows are never chosen
+            (e.g. candidates already evaluated).
+        chunk_size: candidates per surrogate call when scoring in bulk; a
+            joint-covariance call forms a ``(k + s + chunk_size)^2`` matrix, so
+            keep it in the hundreds.
+        refresh_block: stale candidates re-scored by the first joint-covariance
+            call of a step (doubling on each further call, up to ``chunk_size``).
+
+    Returns:
+        :class:`BatchResult` with pool indices.
+
+    Raises:
+        ConfigError: fewer available candidates than ``q``.
+    """
+    q = _check_q(q)
+    X = torch.as_tensor(candidates).to(objective.reference)
+    if X.ndim != 2 or X.shape[1] != objective.d:
+        raise ShapeError(f"candidates have shape {tuple(X.shape)}; expected N x {objective.d} unit-cube points")
+    mask = torch.ones(X.shape[0], dtype=torch.bool) if available is None else torch.as_tensor(available).bool()
+    n_avail = int(mask.sum())
+    if n_avail < q:
+        raise ConfigError(
+            f"the candidate pool has {n_avail} usable points (of {X.shape[0]}; the rest are already evaluated "
+            f"or pending) but q = {q} were requested; supply more candidates or ask for fewer points"
+        )
+    selected: list[int] = []
+    gains: list[float] = []
+    evaluations = 0
+
+    def exact(idx: list[int]) -> Tensor:
+        S = X[selected] if selected else None
+        with torch.no_grad():
+            return torch.cat([objective.gain(X[idx[i : i + chunk_size]], S) for i in range(0, len(idx), chunk_size)])
+
+    if not lazy:
+        for _ in range(q):
+            idx = [i for i in torch.nonzero(mask).flatten().tolist() if i not in selected]
+            g = exact(idx)
+            evaluations += len(idx)
+            best = int(torch.argmax(g))
+            selected.append(idx[best])
+            gains.append(float(g[best]))
+        return BatchResult(X=X[selected], gains=torch.tensor(gains), indices=torch.tensor(selected), evaluations=evaluations)
+
+    with torch.no_grad():
+        bounds = torch.cat([objective.upper_bound(X[i : i + chunk_size]) for i in range(0, X.shape[0], chunk_size)])
+    # Max-heap via negated keys; ties go to the lower index, as argmax does. Stamp -1: an upper bound.
+    heap = [(-float(bounds[i]), i, -1) for i in torch.nonzero(mask).flatten().tolist()]
+    heapq.heapify(heap)
+    for step in range(q):
+        block_size = refresh_block
+        while True:
+            key, i, stamp = heap[0]
+            if stamp == step:
+                heapq.heappop(heap)
+                selected.append(i)
+                gains.append(-key)
+                break
+            # Refresh a block of stale entries from the top in one joint-covariance call. The
+            # block doubles while fresh gains keep falling below stale bounds (a surrogate with
+            # long-range correlations, like an ensemble, lowers every gain at once), so a step
+            # costs O(log N) calls at worst; which entry wins is unaffected.
+            block: list[int] = []
+            while heap and len(block) < block_size and heap[0][2] != step:
+                block.append(heapq.heappop(heap)[1])
+            fresh = exact(block)
+            evaluations += len(block)
+            for j, g in zip(block, fresh.tolist()):
+                if not math.isfinite(g):
+                    raise DataError(f"the marginal gain of candidate {j} is {g}; the surrogate returned non-finite variances")
+                heapq.heappush(heap, (-g, j, step))
+            block_size = min(2 * block_size, chunk_size)
+    logger.debug("lazy greedy: q=%d from N=%d with %d exact gain evaluations", q, X.shape[0], evaluations)
+    return BatchResult(X=X[selected], gains=torch.tensor(gains), indices=torch.tensor(selected), evaluations=evaluations)
+
+
+def greedy_synthesis(
+    objective: BatchObjective,
+    q: int,
+    *,
+    raw_samples: int = 1024,
+    restarts: int = 8,
+    seed: int = 0,
+    maxiter: int = 200,
+) -> BatchResult:
+    """Greedy batch of ``q`` synthesised points: each step maximises the marginal gain by L-BFGS-B.
+
+    The first step screens ``raw_samples`` Sobol points; later steps reuse
+    them with the previous step's values as upper bounds (gains only shrink
+    as the batch grows) and start from the previous step's optima as well
+    (see :func:`~surrogate_al.acquisition.synthesis.synthesise`).
+
+    Args:
+        objective: the batch objective (holds pending points and λ).
+        q: batch size.
+        raw_samples: Sobol points screened for the starts.
+        restarts: L-BFGS-B starts per step.
+        seed: seed of the Sobol raw samples.
+        maxiter: L-BFGS-B iteration cap per step.
+
+    Returns:
+        :class:`BatchResult` (no pool indices).
+    """
+    q = _check_q(q)
+    chosen = objective.reference.new_zeros((0, objective.d))
+    gains: list[float] = []
+    previous = None
+    for _ in range(q):
+        S = chosen
+
+        def score(Xb: Tensor, S: Tensor = S) -> Tensor:
+            return objective.gain(Xb, S)
+
+        previous = synthesise(score, objective.d, raw_samples=raw_samples, restarts=restarts, seed=seed,
+                              maxiter=maxiter, dtype=objective.reference.dtype, previous=previous)
+        chosen = torch.cat([chosen, previous.X[:1]])
+        gains.append(float(previous.values[0]))
+    return BatchResult(X=chosen, gains=torch.tensor(gains))
