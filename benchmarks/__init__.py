@@ -1,0 +1,1 @@
+"""Benchmarks of surrogate_al (run as modules, e.g. ``python -m benchmarks.surrogate_speed``)."""
