@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -109,6 +110,17 @@ class CampaignOutcome:
     store: Path
 
 
+@dataclass(frozen=True)
+class _ProposalPlan:
+    """A snapshot for one proposal round: taken under the lock, used outside it."""
+
+    want: int
+    data: Dataset
+    pending: NDArray[np.float64]
+    progress: float
+    refit: bool
+
+
 @dataclass
 class _Ledger:
     """In-memory mirror of what the store says about runs (rebuilt on resume)."""
@@ -119,6 +131,56 @@ class _Ledger:
     settled: set[int] = field(default_factory=set)
     attempts: dict[int, int] = field(default_factory=dict)
     n_failed_settled: int = 0
+
+
+class _BackgroundProposer:
+    """Runs :meth:`Campaign.prepare` in a thread, one round at a time.
+
+    A round that proposes nothing (the model needs more results, or the
+    budget is covered) is not retried until the campaign's state changes, so
+    the loop does not spin on it.
+    """
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.empty_at: tuple[int, int, int] | None = None
+
+    def _state(self) -> tuple[int, int, int]:
+        c = self.campaign
+        return len(c.ledger_.settled), len(c.in_flight_), len(c.queue_)
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def starved(self) -> bool:
+        """Whether the last round proposed nothing and nothing changed since."""
+        return self.empty_at == self._state()
+
+    def start(self, n: int) -> None:
+        state = self._state()
+        if self.busy or self.empty_at == state:
+            return
+
+        def work() -> None:
+            try:
+                self.empty_at = None if self.campaign.prepare(n) else state
+            except BaseException as exc:  # handed to the main thread, which raises it
+                self.error = exc
+
+        self.thread = threading.Thread(target=work, name="surrogate_al-proposer", daemon=True)
+        self.thread.start()
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
 
 
 class Campaign:
@@ -153,13 +215,16 @@ class Campaign:
         self.units_: dict[int, NDArray[np.float64]] = {}
         self.model_version_ = 0
         self.fitted_on_ = -1  # number of ok results the surrogate was last fitted on
-        self.results_since_fit_ = 0
         self.next_batch_id_ = 0
         self.estimated_error_ = math.nan
         self.last_lambda_ = math.nan
         self.session_settled_ = 0
         self.session_failed_ = 0
         self.t0_ = time.monotonic()
+        # Guards the bookkeeping and the store: the asynchronous loop proposes in a
+        # background thread while the main thread tells results and dispatches.
+        self._lock = threading.RLock()
+        self._closing = False
         self._restore()
 
     # ------------------------------------------------------------------------------------
@@ -236,7 +301,6 @@ class Campaign:
             surrogate.load_state_dict(state_from_bytes(checkpoint.surrogate_state))
             self.fitted_on_ = checkpoint.n_results
         self.model_version_ = checkpoint.version
-        self.results_since_fit_ = len(self.ledger_.X_ok) - max(self.fitted_on_, 0)
         logger.info("restored checkpoint %d (fitted on %d results)", checkpoint.version, checkpoint.n_results)
 
     def _record_initial_design(self) -> None:
@@ -313,17 +377,20 @@ class Campaign:
         return 2
 
     def refit(self) -> None:
-        """Fit the surrogate on all successful runs and log the estimated error.
-
-        The checkpoint follows the next proposal (see :meth:`ask`), so it holds
-        the fitted model and the policy state after proposing together.
-        """
-        data = self.dataset()
+        """Fit the surrogate on all successful runs now and record the estimated error."""
+        with self._lock:
+            data = self.dataset()
         self.policy.fit(data)
+        error = self._estimate_error(data)
+        with self._lock:
+            self._record_fit(data.n, error)
+
+    def _record_fit(self, n: int, error: tuple[str, float] | None) -> None:
         self.model_version_ += 1
-        self.fitted_on_ = data.n
-        self.results_since_fit_ = 0
-        self._estimate_error(data)
+        self.fitted_on_ = n
+        if error is not None:
+            self.estimated_error_ = error[1]
+            self.store.add_metric(n_results=n, name=error[0], value=error[1])
 
     def checkpoint(self) -> None:
         """Save the surrogate and policy state (durable) with the model version."""
@@ -336,7 +403,7 @@ class Campaign:
             policy_state=state_to_bytes(self.policy.state_dict()),
         )
 
-    def _estimate_error(self, data: Dataset) -> None:
+    def _estimate_error(self, data: Dataset) -> tuple[str, float] | None:
         """Test NRMSE on the validation set, else a model-based estimate.
 
         The model-based estimate is ``sqrt(mean epistemic variance) / std(Y)``
@@ -345,7 +412,7 @@ class Campaign:
         """
         surrogate = getattr(self.policy, "surrogate", None)
         if surrogate is None or data.n < 2:
-            return
+            return None
         import torch
 
         if self.validation_ is not None:
@@ -364,8 +431,7 @@ class Campaign:
             scale = np.std(data.Y, axis=0)
             value = float(np.mean(np.sqrt(var.mean(axis=0)) / np.where(scale > 0, scale, 1.0)))
             name = "estimated_nrmse"
-        self.estimated_error_ = value
-        self.store.add_metric(n_results=data.n, name=name, value=value)
+        return name, value
 
     # ------------------------------------------------------------------------------------
     # ask / tell
@@ -385,10 +451,12 @@ class Campaign:
         the policy for new ones. Every proposal is durable in the store before
         it is handed out.
         """
-        trials = self._take_queued(n)
+        with self._lock:
+            trials = self._take_queued(n)
         if len(trials) < n:
             self.prepare(n - len(trials))
-            trials += self._take_queued(n - len(trials))
+            with self._lock:
+                trials += self._take_queued(n - len(trials))
         return trials
 
     def _take_queued(self, n: int) -> list[Trial]:
@@ -404,34 +472,56 @@ class Campaign:
         """Propose up to ``n`` new points and queue them (durable), without handing them out.
 
         Points in flight and points already queued are passed to the policy as
-        pending. The asynchronous loop calls this right after dispatching, so
-        the refit and the acquisition run while the workers are busy and the
-        next free worker gets its point at once.
+        pending. Safe to call from a background thread while the main loop
+        tells results and dispatches: the campaign's lock guards the
+        bookkeeping and the store, and the fit and acquisition run outside it.
 
         Returns:
             The new proposal ids (empty when the budget is covered or the model
             has too little data yet).
         """
+        with self._lock:
+            plan = self._plan(n)
+        if plan is None:
+            return []
+        started = time.perf_counter()
+        error = None
+        if plan.refit:
+            self.policy.fit(plan.data)
+            error = self._estimate_error(plan.data)
+        proposal = self.policy.propose(plan.data, plan.want, pending=plan.pending, progress=plan.progress)
+        seconds = time.perf_counter() - started
+        with self._lock:
+            if self._closing:
+                return []
+            if plan.refit:
+                self._record_fit(plan.data.n, error)
+            # Fit + acquisition time: what a worker would wait without the look-ahead.
+            self.store.add_metric(n_results=plan.data.n, name="proposal_seconds", value=seconds)
+            ids = self._record_proposals(np.asarray(proposal.X, dtype=float), source=self.spec.acquisition.policy, proposal=proposal)
+            # The policy's own state (proposal counter, Sobol position) moved on: keep it with
+            # the model so a resumed campaign proposes exactly what an uninterrupted one would.
+            self.checkpoint()
+        return ids
+
+    def _plan(self, n: int) -> _ProposalPlan | None:
+        """What the next proposal round needs, read consistently under the lock."""
         want = min(n, self.budget - self.counted() - len(self.in_flight_) - len(self.queue_))
         if want <= 0:
-            return []
+            return None
         data = self.dataset()
-        started = time.perf_counter()
-        if getattr(self.policy, "needs_model", True):
-            if data.n < self._min_points():
-                return []  # wait for results before the model can say anything
-            if self.fitted_on_ < 0 or self.results_since_fit_ >= self.spec.campaign.refit_every:
-                self.refit()
+        needs_model = getattr(self.policy, "needs_model", True)
+        if needs_model and data.n < self._min_points():
+            return None  # wait for results before the model can say anything
+        refit = needs_model and (self.fitted_on_ < 0 or data.n - self.fitted_on_ >= self.spec.campaign.refit_every)
         busy = [t.unit for t in self.in_flight_.values()] + [self.units_[pid] for pid in self.queue_]
-        pending = np.array(busy).reshape(-1, self.space.dim)
-        proposal = self.policy.propose(data, want, pending=pending, progress=min(1.0, self.counted() / self.budget))
-        # Fit + acquisition time: what a worker would wait without the look-ahead.
-        self.store.add_metric(n_results=data.n, name="proposal_seconds", value=time.perf_counter() - started)
-        ids = self._record_proposals(np.asarray(proposal.X, dtype=float), source=self.spec.acquisition.policy, proposal=proposal)
-        # The policy's own state (proposal counter, Sobol position) moved on: keep it with the
-        # model so a resumed campaign proposes exactly what an uninterrupted one would.
-        self.checkpoint()
-        return ids
+        return _ProposalPlan(
+            want=want,
+            data=data,
+            pending=np.array(busy).reshape(-1, self.space.dim),
+            progress=min(1.0, self.counted() / self.budget),
+            refit=refit,
+        )
 
     def tell(
         self,
@@ -448,6 +538,12 @@ class Campaign:
         proposal goes back to the front of the queue; the next :meth:`ask`
         hands it out again.
         """
+        with self._lock:
+            return self._tell(trial, result, worker=worker, submit_time=submit_time, status_override=status_override)
+
+    def _tell(
+        self, trial: Trial, result: SimulationResult, *, worker: str, submit_time: float | None, status_override: str | None
+    ) -> bool:
         status = status_override or result.status
         retries = int(self.spec.simulator.retries)
         final = status == "ok" or trial.attempt > retries
@@ -477,9 +573,7 @@ class Campaign:
         y = np.array([result.outputs[name] for name in self.output_names]) if status == "ok" else None
         self._settle(trial.proposal_id, status, trial.unit, y)
         self.session_settled_ += 1
-        if status == "ok":
-            self.results_since_fit_ += 1
-        else:
+        if status != "ok":
             self.session_failed_ += 1
             logger.warning("proposal %d failed for good after %d attempts: %s", trial.proposal_id, trial.attempt, result.reason)
         if self.on_progress is not None:
@@ -562,6 +656,10 @@ class Campaign:
         torch.set_num_threads(min(torch.get_num_threads(), free))
 
     def _finish(self, status: str, reason: str) -> None:
+        with self._lock:
+            self._record_end(status, reason)
+
+    def _record_end(self, status: str, reason: str) -> None:
         try:
             self.store.set_state(status, reason)
             self.store.add_event(status, reason)
@@ -594,40 +692,67 @@ class Campaign:
         out = []
         for trial in trials:
             now = time.time()
-            self.store.mark_submitted(trial.proposal_id, trial.attempt, now)
+            with self._lock:
+                self.store.mark_submitted(trial.proposal_id, trial.attempt, now)
             out.append((dispatcher.submit(self.simulator, trial.inputs, trial.proposal_id, trial.attempt), trial, now))
         return out
 
     def _run_async(self, dispatcher: Any) -> str | None:
+        """Keep ``concurrency`` runs in flight; refill each worker as soon as its run ends.
+
+        The main thread only tells results and dispatches, so a worker that
+        frees up gets a prepared point within milliseconds. Refitting and
+        proposing happen in a background thread (:class:`_BackgroundProposer`)
+        that keeps two prepared points per worker in the queue, passing every
+        point in flight or queued to the policy as pending. Results that arrive
+        together are told together, so one refit serves all of them.
+        """
         from distributed import as_completed
 
         concurrency = int(self.spec.campaign.concurrency)
+        # Points kept ready: enough that every worker can finish once more during one
+        # proposal round and still find its next point waiting.
+        lookahead = 2 * concurrency
         running: dict[Any, tuple[Trial, float]] = {}
         completed = as_completed()
+        proposer = _BackgroundProposer(self)
 
-        def fill() -> None:
-            if self._stop_reason() is not None:
-                return
+        def dispatch() -> None:
             free = concurrency - len(self.in_flight_)
-            if free > 0:
-                for future, trial, t in self._submit(dispatcher, self.ask(free)):
-                    running[future] = (trial, t)
-                    completed.add(future)
-            if self.in_flight_ and not self.queue_:
-                # Look ahead: one point ready before the next worker frees up.
-                self.prepare(1)
+            if free <= 0 or self._stop_reason() is not None:
+                return
+            with self._lock:
+                trials = self._take_queued(free)
+            for future, trial, t in self._submit(dispatcher, trials):
+                running[future] = (trial, t)
+                completed.add(future)
 
-        fill()
-        if not running and not self.done():
-            raise CampaignError("nothing to run: the policy proposed no points and no runs are pending")
-        for future in completed:
-            trial, submitted = running.pop(future)
-            self._harvest(future, trial, submitted)
-            dispatcher.keep_jobs_up()
-            fill()
-            if not running and not self.done() and self._stop_reason() is None:
-                # No result in flight and ask gave nothing: the model needs data it cannot get.
-                raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
+        try:
+            for future, trial, t in self._submit(dispatcher, self.ask(concurrency)):
+                running[future] = (trial, t)
+                completed.add(future)
+            while not self.done():
+                if completed.has_ready():
+                    for future in completed.next_batch(block=False):
+                        trial, submitted = running.pop(future)
+                        self._harvest(future, trial, submitted)
+                    dispatcher.keep_jobs_up()
+                proposer.raise_if_failed()
+                dispatch()
+                stop = self._stop_reason()
+                if stop is not None and not running:
+                    break
+                if stop is None and len(self.queue_) < lookahead and not proposer.busy:
+                    proposer.start(lookahead - len(self.queue_))
+                if not running and not self.queue_ and not proposer.busy and proposer.starved() and not self.done():
+                    raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
+                time.sleep(0.005)
+        except BaseException:
+            # Leave a proposal round still computing behind (a daemon thread): an interrupt
+            # must not wait for a fit, and close() keeps it from writing afterwards.
+            raise
+        proposer.join()
+        proposer.raise_if_failed()
         return self._stop_reason() if not self.done() else None
 
     def _run_sync(self, dispatcher: Any) -> str | None:
@@ -656,8 +781,10 @@ class Campaign:
 
     # ------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the store (folds its journal)."""
-        self.store.close()
+        """Close the store (folds its journal); a proposal still being computed is dropped."""
+        with self._lock:
+            self._closing = True
+            self.store.close()
 
     def __enter__(self) -> Campaign:
         return self
