@@ -47,12 +47,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from surrogate_al.errors import ConfigError, DataError, ShapeError
+from surrogate_al.errors import ConfigError, ShapeError
 from surrogate_al.surrogates.base import (
     InputScaler,
     OutputStandardizer,
     Prediction,
     as_tensor,
+    check_bounds,
     check_inputs,
     check_training_data,
     require_fitted,
@@ -538,7 +539,7 @@ class MLPSurrogateBase:
                 f"{who}: device = {device!r} is not a torch device ({exc}); use 'auto', 'cpu' or 'cuda'"
             ) from exc
         self.device = device
-        self.bounds = None if bounds is None else self._check_bounds(bounds)
+        self.bounds = None if bounds is None else check_bounds(bounds, type(self).__name__)
 
         # Learned state (set by fit / load_state_dict).
         self.net_: BatchedMLP | None = None
@@ -549,22 +550,6 @@ class MLPSurrogateBase:
         self.known_noise_: bool = False
         self.num_fits_: int = 0
         self.training_report_: TrainingReport | None = None
-
-    def _check_bounds(self, bounds: Any) -> Tensor:
-        who = type(self).__name__
-        try:
-            b = as_tensor(bounds, torch.float64, torch.device("cpu"), f"{who}: bounds").detach().clone()
-        except DataError as exc:
-            raise ConfigError(str(exc)) from exc
-        if b.ndim != 2 or b.shape[0] != 2 or b.shape[1] < 1:
-            raise ConfigError(
-                f"{who}: bounds have shape {tuple(b.shape)}; expected 2 x d (row 0 lower, row 1 upper)"
-            )
-        if not torch.isfinite(b).all() or not (b[0] < b[1]).all():
-            raise ConfigError(
-                f"{who}: bounds = {b.tolist()}; every bound must be finite and each lower below its upper"
-            )
-        return b
 
     # -- hooks ----------------------------------------------------------------------------
     def _train_options(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from surrogate_al.errors import DataError, NotFittedError, ShapeError
+from surrogate_al.errors import ConfigError, DataError, NotFittedError, ShapeError
 
 __all__ = [
     "Prediction",
@@ -39,6 +39,7 @@ __all__ = [
     "OutputStandardizer",
     "as_tensor",
     "check_inputs",
+    "check_bounds",
     "check_training_data",
     "resolve_device",
     "require_fitted",
@@ -133,6 +134,27 @@ def as_tensor(value: Any, dtype: torch.dtype, device: torch.device, what: str) -
         return torch.as_tensor(np.asarray(value, dtype=float), dtype=dtype, device=device)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{what} could not be read as a float array: {exc}") from exc
+
+
+def check_bounds(bounds: Any, who: str) -> Tensor:
+    """``2 x d`` finite bounds with lower < upper, as a float64 CPU tensor.
+
+    Args:
+        bounds: array-like, row 0 lower and row 1 upper bounds.
+        who: the model's name for error messages.
+
+    Raises:
+        ConfigError: wrong shape, non-finite values, or a lower bound not below its upper.
+    """
+    try:
+        b = as_tensor(bounds, torch.float64, torch.device("cpu"), f"{who}: bounds").detach().clone()
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc
+    if b.ndim != 2 or b.shape[0] != 2 or b.shape[1] < 1:
+        raise ConfigError(f"{who}: bounds have shape {tuple(b.shape)}; expected 2 x d (row 0 lower, row 1 upper)")
+    if not torch.isfinite(b).all() or not (b[0] < b[1]).all():
+        raise ConfigError(f"{who}: bounds = {b.tolist()}; every bound must be finite and each lower below its upper")
+    return b
 
 
 def check_training_data(

@@ -69,6 +69,7 @@ from surrogate_al.surrogates.base import (
     OutputStandardizer,
     Prediction,
     as_tensor,
+    check_bounds,
     check_inputs,
     check_training_data,
     require_fitted,
@@ -124,19 +125,6 @@ def _make_kernel(kind: str, d: int, batch_shape: torch.Size) -> Kernel:
     if kind == "rbf":
         return RBFKernel(**common)
     return MaternKernel(nu=2.5 if kind == "matern52" else 1.5, **common)
-
-
-def _check_bounds(bounds: Any) -> Tensor:
-    """``2 x d`` finite bounds with lower < upper, as a float64 CPU tensor."""
-    try:
-        b = as_tensor(bounds, torch.float64, torch.device("cpu"), "GaussianProcess: bounds").detach().clone()
-    except DataError as exc:
-        raise ConfigError(str(exc)) from exc
-    if b.ndim != 2 or b.shape[0] != 2 or b.shape[1] < 1:
-        raise ConfigError(f"GaussianProcess: bounds have shape {tuple(b.shape)}; expected 2 x d (row 0 lower, row 1 upper)")
-    if not torch.isfinite(b).all() or not (b[0] < b[1]).all():
-        raise ConfigError(f"GaussianProcess: bounds = {b.tolist()}; every bound must be finite and each lower below its upper")
-    return b
 
 
 class GaussianProcess:
@@ -214,7 +202,7 @@ class GaussianProcess:
             resolve_device(device)
         except (RuntimeError, TypeError) as exc:
             raise ConfigError(f"GaussianProcess: device = {device!r} is not a torch device ({exc}); use 'auto', 'cpu' or 'cuda'") from exc
-        self.bounds = None if bounds is None else _check_bounds(bounds)
+        self.bounds = None if bounds is None else check_bounds(bounds, "GaussianProcess")
         self.kernel = kernel
         self.noise = noise if isinstance(noise, str) else float(noise)
         self.max_exact_points = max_exact_points

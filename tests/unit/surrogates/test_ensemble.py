@@ -21,13 +21,6 @@ from surrogate_al.surrogates.base import Prediction
 from surrogate_al.surrogates.ensemble import DeepEnsemble
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 BRANIN_BOUNDS = np.array([[-5.0, 0.0], [10.0, 15.0]])
 

@@ -15,13 +15,6 @@ from surrogate_al.errors import ConfigError, DataError, ShapeError
 from surrogate_al.surrogates.mc_dropout import MCDropoutMLP
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def sine_data(n: int, m: int = 1, seed: int = 0, lo: float = 0.0, hi: float = 1.0):
     rng = np.random.default_rng(seed)
