@@ -513,7 +513,11 @@ class Campaign:
         needs_model = getattr(self.policy, "needs_model", True)
         if needs_model and data.n < self._min_points():
             return None  # wait for results before the model can say anything
-        refit = needs_model and (self.fitted_on_ < 0 or data.n - self.fitted_on_ >= self.spec.campaign.refit_every)
+        due = self.fitted_on_ < 0 or data.n - self.fitted_on_ >= self.spec.campaign.refit_every
+        # A worker waiting with nothing queued gets a point from the current model first;
+        # the refit follows in the next round instead of keeping that worker idle.
+        waiting = not self.queue_ and len(self.in_flight_) < int(self.spec.campaign.concurrency)
+        refit = needs_model and (self.fitted_on_ < 0 or (due and not (waiting and self.spec.campaign.mode == "async")))
         busy = [t.unit for t in self.in_flight_.values()] + [self.units_[pid] for pid in self.queue_]
         return _ProposalPlan(
             want=want,
@@ -718,7 +722,8 @@ class Campaign:
         proposer = _BackgroundProposer(self)
 
         def dispatch() -> None:
-            free = concurrency - len(self.in_flight_)
+            # `running` (not in_flight_) decides: a finished run frees its worker before it is told.
+            free = concurrency - len(running)
             if free <= 0 or self._stop_reason() is not None:
                 return
             with self._lock:
@@ -733,8 +738,11 @@ class Campaign:
                 completed.add(future)
             while not self.done():
                 if completed.has_ready():
-                    for future in completed.next_batch(block=False):
-                        trial, submitted = running.pop(future)
+                    finished = [(future, *running.pop(future)) for future in completed.next_batch(block=False)]
+                    # Refill the freed workers first (their next points are already durable
+                    # proposals), then record the results: the fsyncs no longer delay them.
+                    dispatch()
+                    for future, trial, submitted in finished:
                         self._harvest(future, trial, submitted)
                     dispatcher.keep_jobs_up()
                 proposer.raise_if_failed()

@@ -46,8 +46,13 @@ class DataError(SurrogateALError, ValueError):
     """Training or simulator data has invalid values (NaN, inf, wrong type)."""
 
 
-class NotFittedError(SurrogateALError, RuntimeError):
-    """A model was used before ``fit`` was called."""
+class NotFittedError(SurrogateALError, RuntimeError, AttributeError):
+    """A model was used before ``fit`` was called.
+
+    Also an ``AttributeError`` (as in scikit-learn): learned attributes do not
+    exist before ``fit``, and ``isinstance(model, Surrogate)`` on an unfitted
+    model must answer instead of raising.
+    """
 
 
 class SimulatorError(SurrogateALError, RuntimeError):
