@@ -628,6 +628,7 @@ class Campaign:
         dispatcher = Dispatcher(self.spec.cluster, self.spec.campaign.name, gpu_runs=bool(self.spec.simulator.gpu))
         try:
             dispatcher.start()
+            self._fit_on_gpu_workers(dispatcher)
             if self.spec.campaign.mode == "sync":
                 reason = self._run_sync(dispatcher)
             else:
@@ -644,6 +645,19 @@ class Campaign:
         reason = reason or f"budget of {self.budget} runs reached"
         self._finish(status, reason)
         return CampaignOutcome(status, reason, len(self.ledger_.settled), len(self.ledger_.X_ok), Path(self.store.path))
+
+    def _fit_on_gpu_workers(self, dispatcher: Any) -> None:
+        """With ``surrogate.gpu``, refits run as Dask tasks on workers with a ``GPU`` resource."""
+        surrogate = getattr(self.policy, "surrogate", None)
+        if not self.spec.surrogate.gpu or surrogate is None:
+            return
+        from surrogate_al.dispatch import RemoteFitSurrogate
+        from surrogate_al.factory import surrogate_options
+
+        options = surrogate_options(self.spec, self.space.dim)
+        options["device"] = "auto"  # the worker's GPU
+        local = surrogate.local if isinstance(surrogate, RemoteFitSurrogate) else surrogate
+        self.policy.surrogate = RemoteFitSurrogate(local, dispatcher.client, self.spec.surrogate.kind, options)
 
     def _share_cores_with_local_workers(self) -> None:
         """Leave the local workers their cores: torch in the driver takes only what is left.

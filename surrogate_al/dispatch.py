@@ -40,7 +40,15 @@ from typing import Any
 from surrogate_al.errors import DispatchError
 from surrogate_al.simulation import SimulationResult, Simulator
 
-__all__ = ["Dispatcher", "RunOutcome", "execute_run", "run_key", "JOBQUEUE_CLASSES"]
+__all__ = [
+    "Dispatcher",
+    "RemoteFitSurrogate",
+    "RunOutcome",
+    "execute_run",
+    "fit_surrogate_on_worker",
+    "run_key",
+    "JOBQUEUE_CLASSES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -602,3 +610,68 @@ class _JobKeeper:
                 ", ".join(ids) or "(none yet)",
             )
             self.hinted_ = True
+
+
+def fit_surrogate_on_worker(
+    kind: str, options: dict[str, Any], X: Any, Y: Any, Yvar: Any, warm_state: bytes | None
+) -> bytes:
+    """Build, (warm-start,) fit a surrogate on a worker and return its state as bytes.
+
+    The task body of :class:`RemoteFitSurrogate`. ``device="auto"`` in
+    ``options`` picks the worker's GPU; ``state_dict`` holds CPU tensors, so
+    the driver loads the result on its own device.
+    """
+    from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+    from surrogate_al.surrogates import make_surrogate
+
+    surrogate = make_surrogate(kind, **options)
+    if warm_state:
+        surrogate.load_state_dict(state_from_bytes(warm_state))
+    surrogate.fit(X, Y, Yvar)
+    return state_to_bytes(surrogate.state_dict())
+
+
+class RemoteFitSurrogate:
+    """A surrogate whose ``fit`` runs as a Dask task on a worker with a ``GPU`` resource.
+
+    Everything else (predict, joint covariance, state) is served by the local
+    copy, which loads the fitted state after each remote fit. The policy sees
+    an ordinary :class:`~surrogate_al.surrogates.base.Surrogate`; the layer
+    rule holds because this wrapper, not the surrogates, knows about Dask.
+
+    Args:
+        local: the driver's surrogate (same kind and options as the remote one).
+        client: the campaign's Dask client.
+        kind: surrogate kind in the registry (``"gp"``, ``"ensemble"``, ...).
+        options: constructor options for the worker's copy (``device="auto"``).
+    """
+
+    def __init__(self, local: Any, client: Any, kind: str, options: dict[str, Any]) -> None:
+        self.local = local
+        self.client = client
+        self.kind = kind
+        self.options = dict(options)
+        self.fits_: int = 0
+        self.last_worker_: str = ""
+
+    def fit(self, X: Any, Y: Any, Yvar: Any = None) -> RemoteFitSurrogate:
+        """Fit on a GPU worker (warm-started from the current state) and load the result."""
+        from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+
+        try:
+            warm = state_to_bytes(self.local.state_dict())
+        except AttributeError:  # NotFittedError: nothing to start from yet
+            warm = None
+        future = self.client.submit(
+            fit_surrogate_on_worker, self.kind, self.options, X, Y, Yvar, warm, resources={"GPU": 1}, pure=False
+        )
+        self.local.load_state_dict(state_from_bytes(future.result()))
+        who = self.client.who_has(future).get(future.key, ())
+        self.last_worker_ = next(iter(who), "")
+        self.fits_ += 1
+        logger.info("surrogate fit %d ran on %s", self.fits_, self.last_worker_ or "a GPU worker")
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        # predict, joint_epistemic_covariance, state_dict, load_state_dict, num_outputs, bounds, ...
+        return getattr(self.local, name)

@@ -21,6 +21,7 @@ from surrogate_al.space import InputSpace
 __all__ = [
     "build_simulator",
     "build_surrogate",
+    "surrogate_options",
     "build_policy",
     "load_points_file",
     "load_validation",
@@ -59,18 +60,23 @@ def build_simulator(spec: Any, space: InputSpace) -> Any:
     )
 
 
-def build_surrogate(spec: Any, d: int) -> Any:
-    """A fresh (unfitted) surrogate for ``d`` unit-cube inputs."""
+def surrogate_options(spec: Any, d: int) -> dict[str, Any]:
+    """Constructor options of the campaign's surrogate for ``d`` unit-cube inputs."""
     import torch
-
-    from surrogate_al.surrogates import make_surrogate
 
     # The workflow refuses seed/device/bounds in surrogate.options: the campaign sets them here.
     options = spec.surrogate.options.thaw() if spec.surrogate.options else {}
     options["bounds"] = torch.stack([torch.zeros(d), torch.ones(d)]).double()
     options["seed"] = spec.campaign.seed
     options["device"] = spec.surrogate.device
-    return make_surrogate(spec.surrogate.kind, **options)
+    return options
+
+
+def build_surrogate(spec: Any, d: int) -> Any:
+    """A fresh (unfitted) surrogate for ``d`` unit-cube inputs."""
+    from surrogate_al.surrogates import make_surrogate
+
+    return make_surrogate(spec.surrogate.kind, **surrogate_options(spec, d))
 
 
 def build_policy(spec: Any, space: InputSpace) -> Any:
