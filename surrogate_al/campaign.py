@@ -48,6 +48,9 @@ __all__ = ["Campaign", "Trial", "Progress", "CampaignOutcome"]
 
 logger = logging.getLogger(__name__)
 
+#: Successful runs a model needs before it can propose anything.
+MIN_POINTS_FOR_MODEL = 2
+
 #: Statuses of a settled run that are not a success.
 FAILED_STATUSES = ("failed", "timeout", "invalid", "lost")
 
@@ -291,7 +294,6 @@ class Campaign:
         checkpoint = self.store.latest_checkpoint()
         if checkpoint is not None:
             self._load_checkpoint(checkpoint)
-        self.session_settled_ = self.session_failed_ = 0
 
     def _load_checkpoint(self, checkpoint: Any) -> None:
         policy_state = state_from_bytes(checkpoint.policy_state)
@@ -373,9 +375,6 @@ class Campaign:
 
     # ------------------------------------------------------------------------------------
     # model
-    def _min_points(self) -> int:
-        return 2
-
     def refit(self) -> None:
         """Fit the surrogate on all successful runs now and record the estimated error."""
         with self._lock:
@@ -511,7 +510,7 @@ class Campaign:
             return None
         data = self.dataset()
         needs_model = getattr(self.policy, "needs_model", True)
-        if needs_model and data.n < self._min_points():
+        if needs_model and data.n < MIN_POINTS_FOR_MODEL:
             return None  # wait for results before the model can say anything
         due = self.fitted_on_ < 0 or data.n - self.fitted_on_ >= self.spec.campaign.refit_every
         # A worker waiting with nothing queued gets a point from the current model first;

@@ -6,7 +6,7 @@ Three ways to get workers, chosen by the workflow's ``[cluster]`` section:
   *processes* with one thread each (a simulator that holds the GIL or crashes
   takes only its own worker down). The scheduler and, if asked for, the
   dashboard listen on ``127.0.0.1``: nothing is reachable from outside the
-  machine unless the workflow sets ``allow_remote``.
+  machine unless the workflow sets ``allow_remote`` (checked by the workflow loader).
 * ``address``: an existing scheduler (``tcp://`` or ``tls://``).
 * ``slurm`` / ``pbs`` / ``sge`` / ``lsf`` / ``htcondor``: the dask-jobqueue
   cluster class of that name, its keyword arguments passed through from
@@ -111,10 +111,6 @@ def run_key(campaign: str, proposal_id: int, attempt: int) -> str:
     return f"sim-{safe}-p{proposal_id}-a{attempt}"
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class Dispatcher:
     """Owns the Dask client (and the cluster, when it made one) for a campaign.
 
@@ -190,12 +186,8 @@ class Dispatcher:
         from distributed import LocalCluster
 
         spec = self.cluster_spec
+        # The workflow loader already refused a non-loopback host without allow_remote.
         host = spec.host
-        if not _is_loopback(host) and not spec.allow_remote:
-            raise DispatchError(
-                f"cluster.host = {host!r} is not a loopback address; set cluster.allow_remote = true "
-                "to expose the scheduler beyond this machine"
-            )
         dashboard = spec.dashboard if spec.dashboard else None
         resources = {"GPU": spec.worker_gpus} if getattr(spec, "worker_gpus", 0) else None
         kwargs: dict[str, Any] = {
