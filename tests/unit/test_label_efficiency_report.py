@@ -1,0 +1,90 @@
+"""The label-efficiency benchmark's bookkeeping: what it runs, how it aggregates and reports.
+
+The benchmark itself takes hours (docs/benchmarks.md); these check the parts
+whose mistakes would silently misreport it, on hand-made cells with known
+answers, plus one real cell on Branin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import label_efficiency as le
+
+
+def _cell(problem: str, method: str, seed: int, runs: list[int], nrmse: list[float]) -> dict:
+    return {"version": le.CELL_VERSION, "problem": problem, "method": method, "seed": seed, "q": 8,
+            "test_size": 1000, "runs": runs, "nrmse": nrmse, "failed_runs": 0, "propose_seconds": 1.0,
+            "seconds": 2.0}
+
+
+def test_runs_to_reach_interpolates_in_log_log_and_reports_never() -> None:
+    # Error halves from 40 to 80 runs: the target sqrt(2)/2 * e(40) is reached at 40 * sqrt(2) runs.
+    runs, curve = [20, 40, 80], [0.4, 0.2, 0.1]
+    assert le.runs_to_reach(runs, curve, 0.2) == 40
+    assert le.runs_to_reach(runs, curve, 0.2 / math.sqrt(2)) == pytest.approx(40 * math.sqrt(2))
+    assert le.runs_to_reach(runs, curve, 0.5) == 20
+    assert le.runs_to_reach(runs, curve, 0.05) is None
+
+
+def test_ladder_holds_every_budget_and_no_count_beyond_the_largest() -> None:
+    assert le.ladder((20, 40, 80, 160)) == [20, 28, 40, 56, 80, 112, 160]
+    assert le.ladder((20, 40)) == [20, 28, 40]
+
+
+def test_plan_puts_the_headline_comparison_first_and_q1_only_on_small_problems() -> None:
+    cells = le.plan(["branin", "hartmann6"], ["qnipv", "default-gp", "sobol"], seeds=2, max_budget=None, q1=True)
+    methods = [c[1] for c in cells if c[3] == 8]
+    assert methods[:4] == ["sobol"] * 4 and methods[4:8] == ["default-gp"] * 4
+    q1 = [c for c in cells if c[3] == 1]
+    assert q1 and {c[0] for c in q1} == {"branin"} and all(max(c[4]) <= 80 for c in q1)
+    hartmann = [c for c in cells if c[0] == "hartmann6"]
+    assert all(c[4] == (20, 40, 80, 160, 320) for c in hartmann)
+
+
+def test_aggregate_gives_medians_ratios_and_fraction_of_runs() -> None:
+    runs = [20, 28, 40, 56, 80, 112, 160]
+    sobol = [0.8, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1]
+    cells = []
+    for seed, factor in enumerate([0.9, 1.0, 1.1]):
+        cells.append(_cell("branin", "sobol", seed, runs, [e * factor for e in sobol]))
+        # Ours reaches Sobol's 160-run error (0.1) at 80 runs.
+        cells.append(_cell("branin", "default-gp", seed, runs,
+                           [e * factor for e in (0.8, 0.5, 0.3, 0.17, 0.1, 0.07, 0.05)]))
+    result = le.aggregate(cells)
+    cur = result["curves"]["branin"]["8"]["default-gp"]
+    assert cur["median"][runs.index(80)] == pytest.approx(0.1)
+    assert cur["q25"][runs.index(80)] == pytest.approx(0.095)
+    s = result["summary"]["branin"]["8"]["default-gp"]
+    assert s["ratio_to_sobol"]["40"] == pytest.approx(0.75)
+    assert s["ratio_to_sobol"]["160"] == pytest.approx(0.5)
+    assert set(s["ratio_to_sobol"]) == {"20", "40", "80", "160"}  # ladder steps are not budgets
+    assert s["runs_to_reach_sobol_largest"] == pytest.approx(80)
+    assert s["fraction_of_largest_budget"] == pytest.approx(0.5)
+    text = le.markdown(result)
+    assert "| branin | 0.75 | 50% |" in text
+    assert result["median_fraction"]["default-gp"] == pytest.approx(0.5)
+
+
+def test_one_real_cell_on_branin_and_the_report_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(le, "CACHE", tmp_path / "cache")
+    cell = le.run_cell("branin", "default-gp", seed=0, q=8, budgets=(20,), test_size=200)
+    assert cell["runs"] == [20] and len(cell["nrmse"]) == 1
+    assert 0.0 < cell["nrmse"][0] < 1.0  # 20 runs of a GP on Branin beat the mean predictor
+    assert (tmp_path / "cache" / f"branin_n200_seed{le.TEST_SEED}.npz").exists()
+    root = tmp_path / "results"
+    path = le.cell_path(root, "branin", "default-gp", 0, 8)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(cell))
+    sobol = dict(cell, method="sobol", nrmse=[cell["nrmse"][0] * 2])
+    le.cell_path(root, "branin", "sobol", 0, 8).write_text(json.dumps(sobol))
+    result = le.report(root, 200, tmp_path / "figures")
+    assert (root / "label_efficiency.json").exists() and (root / "label_efficiency.md").exists()
+    assert (tmp_path / "figures" / "branin.png").stat().st_size > 1000
+    assert result["summary"]["branin"]["8"]["default-gp"]["ratio_to_sobol"]["20"] == pytest.approx(0.5)
+    assert np.isfinite(result["curves"]["branin"]["8"]["sobol"]["median"][0])
