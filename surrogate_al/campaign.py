@@ -21,6 +21,26 @@ kill and resume).
 Exactly-once: a proposal is settled by exactly one final run record (the
 store refuses a second). A resumed campaign re-dispatches the proposals
 without one and never re-proposes what was settled.
+
+Faults and what is recorded:
+
+* A run that fails, times out or returns invalid output is recorded as a
+  not-final attempt and handed out again, up to ``simulator.retries`` times;
+  the last attempt settles the proposal with its status.
+* A worker that dies (killed, out of memory, a segfaulting simulator): Dask
+  re-runs the tasks it held elsewhere under the same key, so a bystander run
+  is recorded once, as if nothing happened. A run whose worker died on every
+  try -- ``1 + max(1, simulator.retries)`` tries on a cluster the campaign
+  creates (:func:`worker_death_tries`), the scheduler's own
+  ``allowed-failures + 1`` on an ``address`` cluster -- settles with status ``lost`` and a reason
+  starting with "worker died" that gives the number of tries. ``lost`` is a
+  failed status (:data:`FAILED_STATUSES`): it counts as a failure for the
+  breaker, ``count_failed`` and the feasibility model, and is never training
+  data; it stays apart from ``failed`` so that a crash of the worker process
+  is not mistaken for an error the simulator reported.
+* A lost scheduler cancels every future: a cancelled future is never stored;
+  :meth:`Campaign.run` raises :class:`CampaignError` naming the scheduler and
+  the resume command, and a resume re-runs what was in flight.
 """
 
 from __future__ import annotations
@@ -51,8 +71,37 @@ logger = logging.getLogger(__name__)
 #: Successful runs a model needs before it can propose anything.
 MIN_POINTS_FOR_MODEL = 2
 
-#: Statuses of a settled run that are not a success.
+#: Key in a checkpoint's policy state under which it carries the proposal round it was saved for.
+_ROUND_KEY = "_campaign_round"
+
+#: Statuses of a settled run that are not a success ("invalid": the run finished but
+#: its output was unusable; "lost": its worker died on every try).
 FAILED_STATUSES = ("failed", "timeout", "invalid", "lost")
+
+
+def worker_death_tries(retries: int) -> int:
+    """How many times a run may take its worker down before it settles as ``lost``.
+
+    ``1 + max(1, retries)``: the worker deaths a run may cause follow
+    ``simulator.retries`` like every other failure, except that a worker death
+    always gets one re-run even with ``retries = 0``. A worker that dies takes
+    down every run it holds (all threads of the process, and runs queued on
+    it); only one of them caused it, and Dask cannot tell which, so one death
+    must not settle the others.
+    """
+    return 1 + max(1, int(retries))
+
+
+def _worker_died_reason(exc: BaseException) -> str:
+    """The stored reason of a run whose worker died on every try (from ``KilledWorker``)."""
+    tries = getattr(exc, "allowed_failures", None)
+    last = getattr(getattr(exc, "last_worker", None), "address", "")
+    count = f" on all {tries + 1} tries" if isinstance(tries, int) else ""
+    where = f"; last worker {last}" if last else ""
+    return (
+        f"worker died while running it{count} (its worker process was gone each time: a crash, a signal "
+        f"or the memory limit){where}"
+    )
 
 
 def _driver_side_failure(reason: str, submit_time: float) -> SimulationResult:
@@ -122,6 +171,16 @@ class _ProposalPlan:
     pending: NDArray[np.float64]
     progress: float
     refit: bool
+
+
+@dataclass(frozen=True)
+class _RecordedScores:
+    """The scores of a proposal round read back from a checkpoint (what ``_record_proposals`` needs)."""
+
+    U: NDArray[np.float64] | None
+    D: NDArray[np.float64] | None
+    J: NDArray[np.float64] | None
+    lam: float
 
 
 @dataclass
@@ -223,6 +282,7 @@ class Campaign:
         self.last_lambda_ = math.nan
         self.session_settled_ = 0
         self.session_failed_ = 0
+        self.scheduler_address_ = ""  # set by run(); names the scheduler in "lost" messages
         self.t0_ = time.monotonic()
         # Guards the bookkeeping and the store: the asynchronous loop proposes in a
         # background thread while the main thread tells results and dispatches.
@@ -297,6 +357,7 @@ class Campaign:
 
     def _load_checkpoint(self, checkpoint: Any) -> None:
         policy_state = state_from_bytes(checkpoint.policy_state)
+        lost_round = policy_state.pop(_ROUND_KEY, None)
         self.policy.load_state_dict(policy_state)
         surrogate = getattr(self.policy, "surrogate", None)
         if checkpoint.surrogate_state and surrogate is not None:
@@ -304,12 +365,25 @@ class Campaign:
             self.fitted_on_ = checkpoint.n_results
         self.model_version_ = checkpoint.version
         logger.info("restored checkpoint %d (fitted on %d results)", checkpoint.version, checkpoint.n_results)
+        if lost_round is not None and lost_round["first_id"] == len(self.units_):
+            # A kill came between this checkpoint and its round's proposals (see prepare()):
+            # record them now, as the uninterrupted campaign did.
+            logger.warning("recording the %d proposals of the round a kill interrupted", len(lost_round["unit"]))
+            scores = {
+                k: None if lost_round[k] is None else np.asarray(lost_round[k], dtype=float) for k in ("U", "D", "J")
+            }
+            self._record_proposals(
+                np.asarray(lost_round["unit"], dtype=float),
+                source=lost_round["source"],
+                proposal=_RecordedScores(lam=float(lost_round["lam"]), **scores),
+            )
 
     def _record_initial_design(self) -> None:
+        from surrogate_al.factory import initial_design_size
+
         c = self.spec.campaign
-        d = self.space.dim
-        size = c.initial_design.size if c.initial_design.size is not None else max(2 * d + 2, 8)
-        size = min(size, c.budget)
+        # One rule for the size: build_policy also uses it (a Sobol policy continues after the design).
+        size = initial_design_size(self.spec, self.space.dim)
         unit = self.space.design_unit(c.initial_design.kind, size, seed=c.seed)
         self._record_proposals(unit, source="initial")
 
@@ -391,16 +465,41 @@ class Campaign:
             self.estimated_error_ = error[1]
             self.store.add_metric(n_results=n, name=error[0], value=error[1])
 
-    def checkpoint(self) -> None:
-        """Save the surrogate and policy state (durable) with the model version."""
+    def checkpoint(self, round_points: dict[str, Any] | None = None) -> None:
+        """Save the surrogate and policy state (durable) with the model version.
+
+        Args:
+            round_points: the proposal round this state was saved for (from
+                :meth:`_round_points`); a resumed campaign records it if a kill
+                came before the proposals were.
+        """
         surrogate = getattr(self.policy, "surrogate", None)
         surrogate_state = state_to_bytes(surrogate.state_dict()) if surrogate is not None and self.fitted_on_ >= 0 else b""
+        policy_state = dict(self.policy.state_dict())
+        if round_points is not None:
+            policy_state[_ROUND_KEY] = round_points
         self.store.save_checkpoint(
             version=self.model_version_,
             n_results=max(self.fitted_on_, 0),
             surrogate_state=surrogate_state,
-            policy_state=state_to_bytes(self.policy.state_dict()),
+            policy_state=state_to_bytes(policy_state),
         )
+
+    def _round_points(self, unit: NDArray[np.float64], proposal: Any) -> dict[str, Any]:
+        """A proposal round as plain data (a checkpoint is read back with ``weights_only``)."""
+
+        def floats(values: Any) -> list[float] | None:
+            return None if values is None else np.asarray(values, dtype=float).reshape(-1).tolist()
+
+        return {
+            "first_id": len(self.units_),
+            "unit": unit.tolist(),
+            "source": self.spec.acquisition.policy,
+            "U": floats(proposal.U),
+            "D": floats(proposal.D),
+            "J": floats(proposal.J),
+            "lam": float(proposal.lam),
+        }
 
     def _estimate_error(self, data: Dataset) -> tuple[str, float] | None:
         """Test NRMSE on the validation set, else a model-based estimate.
@@ -497,10 +596,14 @@ class Campaign:
                 self._record_fit(plan.data.n, error)
             # Fit + acquisition time: what a worker would wait without the look-ahead.
             self.store.add_metric(n_results=plan.data.n, name="proposal_seconds", value=seconds)
-            ids = self._record_proposals(np.asarray(proposal.X, dtype=float), source=self.spec.acquisition.policy, proposal=proposal)
+            unit = np.asarray(proposal.X, dtype=float)
             # The policy's own state (proposal counter, Sobol position) moved on: keep it with
             # the model so a resumed campaign proposes exactly what an uninterrupted one would.
-            self.checkpoint()
+            # The checkpoint goes first and carries the round's points: a kill between the two
+            # writes leaves a round that _load_checkpoint() records on resume, never recorded
+            # points with an older policy state (which would propose the same points again).
+            self.checkpoint(self._round_points(unit, proposal))
+            ids = self._record_proposals(unit, source=self.spec.acquisition.policy, proposal=proposal)
         return ids
 
     def _plan(self, n: int) -> _ProposalPlan | None:
@@ -534,22 +637,45 @@ class Campaign:
         worker: str = "",
         submit_time: float | None = None,
         status_override: str | None = None,
+        final: bool | None = None,
     ) -> bool:
         """Record one finished attempt; returns True when it settled its proposal.
 
         A failed attempt with retries left is recorded as not final and the
         proposal goes back to the front of the queue; the next :meth:`ask`
         hands it out again.
+
+        Args:
+            trial: the attempt, as handed out by :meth:`ask`.
+            result: what the simulator returned (or a driver-side failure).
+            worker: the Dask worker that ran it.
+            submit_time: when it was submitted (default: its start time).
+            status_override: the status to store instead of ``result.status``
+                (``"lost"`` for a run whose worker died).
+            final: settle the proposal now (True) or not (False) whatever the
+                retries left; ``None`` decides by status and ``simulator.retries``.
+                A run that already used up its re-runs inside Dask (worker
+                deaths) is final.
         """
         with self._lock:
-            return self._tell(trial, result, worker=worker, submit_time=submit_time, status_override=status_override)
+            return self._tell(
+                trial, result, worker=worker, submit_time=submit_time, status_override=status_override, final=final
+            )
 
     def _tell(
-        self, trial: Trial, result: SimulationResult, *, worker: str, submit_time: float | None, status_override: str | None
+        self,
+        trial: Trial,
+        result: SimulationResult,
+        *,
+        worker: str,
+        submit_time: float | None,
+        status_override: str | None,
+        final: bool | None = None,
     ) -> bool:
         status = status_override or result.status
         retries = int(self.spec.simulator.retries)
-        final = status == "ok" or trial.attempt > retries
+        if final is None:
+            final = status == "ok" or trial.attempt > retries
         # Only the declared outputs are stored; a simulator may report more.
         outputs = {name: result.outputs[name] for name in self.output_names} if status == "ok" else None
         submit = submit_time if submit_time is not None else result.started_at
@@ -624,9 +750,15 @@ class Campaign:
         self.t0_ = time.monotonic()
         self._share_cores_with_local_workers()
         self.store.set_state("running")
-        dispatcher = Dispatcher(self.spec.cluster, self.spec.campaign.name, gpu_runs=bool(self.spec.simulator.gpu))
+        dispatcher = Dispatcher(
+            self.spec.cluster,
+            self.spec.campaign.name,
+            gpu_runs=bool(self.spec.simulator.gpu),
+            allowed_failures=worker_death_tries(self.spec.simulator.retries) - 1,
+        )
         try:
             dispatcher.start()
+            self.scheduler_address_ = dispatcher.scheduler_address
             self._fit_on_gpu_workers(dispatcher)
             if self.spec.campaign.mode == "sync":
                 reason = self._run_sync(dispatcher)
@@ -684,20 +816,32 @@ class Campaign:
             logger.error("could not record the campaign's end (%s): %s", status, exc)
 
     def _harvest(self, future: Any, trial: Trial, submit_time: float) -> bool:
-        """Turn a finished future into a told result; returns whether it settled."""
+        """Turn a finished future into a told result; returns whether it settled.
+
+        ``KilledWorker`` (the run's worker died on every one of its tries) settles
+        the proposal with status ``lost``: Dask has already re-run it as often as
+        ``simulator.retries`` allows (:func:`worker_death_tries`), so the campaign
+        does not retry it again. A cancelled future (the scheduler was lost) is
+        never stored: it raises :class:`CampaignError`.
+        """
+        from asyncio import CancelledError as AsyncCancelledError
+        from concurrent.futures import CancelledError
+
         from distributed import KilledWorker
 
         try:
             outcome = future.result()
         except KilledWorker as exc:
-            result = _driver_side_failure(f"worker died while running it ({exc})", submit_time)
-            return self.tell(trial, result, submit_time=submit_time, status_override="lost")
-        except Exception as exc:
-            if future.status == "cancelled" or type(exc).__name__ in ("CancelledError", "FutureCancelledError"):
+            result = _driver_side_failure(_worker_died_reason(exc), submit_time)
+            return self.tell(trial, result, submit_time=submit_time, status_override="lost", final=True)
+        except (Exception, AsyncCancelledError) as exc:  # asyncio's is a BaseException
+            if isinstance(exc, (CancelledError, AsyncCancelledError)) or future.status == "cancelled":
                 # A cancelled future is no result: never store it; resume re-runs the proposal.
+                where = f" at {self.scheduler_address_}" if self.scheduler_address_ else ""
                 raise CampaignError(
-                    f"the Dask scheduler was lost while proposal {trial.proposal_id} was running; "
-                    f"every finished run is stored: `surrogate-al resume {self.store.path}` continues"
+                    f"lost the Dask scheduler{where} while proposal {trial.proposal_id} was running; "
+                    f"runs in flight were not recorded and will run again; every finished run is stored: "
+                    f"`surrogate-al resume {self.store.path}` continues once a scheduler is reachable"
                 ) from exc
             result = _driver_side_failure(f"task error {type(exc).__name__}: {exc}", submit_time)
             return self.tell(trial, result, submit_time=submit_time)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from surrogate_al import __version__
 from surrogate_al.errors import (
     CampaignError,
     ConfigError,
+    CorruptJournalError,
     DataError,
     DispatchError,
     NotACampaignStoreError,
@@ -34,7 +37,10 @@ from surrogate_al.errors import (
 __all__ = ["main", "cli"]
 
 #: Errors that mean "the input is wrong": exit 2.
-BAD_INPUT = (ConfigError, NotACampaignStoreError, StoreLockedError, ShapeError, DataError, SimulatorError)
+#: A damaged journal is a damaged input file, like a damaged .h5 (NotACampaignStoreError).
+BAD_INPUT = (
+    ConfigError, NotACampaignStoreError, CorruptJournalError, StoreLockedError, ShapeError, DataError, SimulatorError
+)
 
 
 def _one_line(text: str) -> str:
@@ -43,6 +49,25 @@ def _one_line(text: str) -> str:
 
 def _fail(code: int, message: str) -> NoReturn:
     click.echo(f"surrogate-al: error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _fail_campaign(code: int, message: str) -> NoReturn:
+    """:func:`_fail` for a campaign that stopped on an error, after it was closed.
+
+    Its background proposal round (a daemon thread) may still be inside a torch
+    fit. Interpreter finalization ends such a thread with ``pthread_exit``, and
+    unwinding through torch's C++ frames aborts the process ("terminate called
+    without an active exception", exit -6 instead of the documented code). The
+    cluster and the store are closed by now, so skipping finalization loses
+    nothing; streams and logs are flushed first.
+    """
+    click.echo(f"surrogate-al: error: {_one_line(message)}", err=True)
+    if any(t.is_alive() and t.name.startswith("surrogate_al-") for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -95,6 +120,19 @@ class _ProgressBar:
             self._progress.__exit__(None, None, None)
 
 
+def _close_after_error(campaign: Any) -> None:
+    """Close a campaign that stopped on an error; a second error must not hide the first.
+
+    On a full disk the final snapshot fails too; the store then keeps its
+    journal (nothing acknowledged is lost) and the first error, already
+    telling the user what to do, is the one reported.
+    """
+    try:
+        campaign.close()
+    except (SurrogateALError, OSError) as exc:
+        logging.getLogger(__name__).info("closing the campaign after the error failed too: %s", _one_line(str(exc)))
+
+
 def _run_campaign(make: Callable[[Callable[[Any], None]], Any], show_progress: bool) -> None:
     with _ProgressBar(show_progress) as bar:
         campaign = make(bar.update)
@@ -102,11 +140,14 @@ def _run_campaign(make: Callable[[Callable[[Any], None]], Any], show_progress: b
             bar.update(campaign.progress())
             outcome = campaign.run()
         except KeyboardInterrupt:
-            campaign.close()
-            _fail(1, f"interrupted; finished runs are stored: surrogate-al resume {campaign.store.path}")
-        except (CampaignError, DispatchError) as exc:
-            campaign.close()
-            _fail(1, str(exc))
+            _close_after_error(campaign)
+            _fail_campaign(1, f"interrupted; finished runs are stored: surrogate-al resume {campaign.store.path}")
+        except BAD_INPUT as exc:
+            _close_after_error(campaign)
+            _fail_campaign(2, str(exc))
+        except SurrogateALError as exc:  # breaker, lost cluster, a store that cannot be written (full disk)
+            _close_after_error(campaign)
+            _fail_campaign(1, str(exc))
         campaign.close()
     click.echo(f"campaign {outcome.status}: {outcome.reason}")
     click.echo(f"store: {outcome.store} ({outcome.settled} settled runs, {outcome.ok} ok)")
@@ -242,6 +283,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(1, str(exc))
     except FileNotFoundError as exc:
         _fail(2, f"{exc.filename}: no such file")
+    except OSError as exc:  # e.g. an output directory that cannot be written
+        logging.getLogger(__name__).debug("OS error", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(1, f"{where}{exc.strerror or exc} (run with -vv for the traceback)")
     except KeyboardInterrupt:
         _fail(1, "interrupted")
 

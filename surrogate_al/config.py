@@ -1425,13 +1425,20 @@ def load_workflow(path: str | os.PathLike[str]) -> WorkflowSpec:
     except OSError as exc:
         raise ConfigError(_one_line(f"{source}: cannot read the workflow file ({exc.strerror or exc})")) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte order mark; it is not TOML.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(
             _one_line(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_one_line(f"{source}: {_toml_error_text(str(exc))}")) from None
+    except RecursionError:  # tomllib recurses once per nesting level of arrays and inline tables
+        raise ConfigError(
+            f"{source}: invalid TOML: arrays or inline tables are nested too deeply; a workflow needs a few levels"
+        ) from None
+    except ValueError as exc:  # tomllib lets int() errors through, e.g. an integer of more than 4300 digits
+        raise ConfigError(_one_line(f"{source}: invalid TOML: {exc}; fix the value")) from None
     return parse_workflow(data, file.parent, source)
 
 

@@ -19,13 +19,20 @@ so keys never collide and ``pure=False`` semantics hold: two runs at the same
 point are two runs. A run that needs a GPU asks for the Dask resource
 ``GPU=1``; workers advertise it through ``gpus_per_worker`` / ``worker_gpus``.
 
-Dask reschedules the tasks of a worker that dies; a task that kills
-``distributed.scheduler.allowed-failures`` workers ends in ``KilledWorker``,
-which the campaign records as a failed attempt with the cause "worker died".
+Dask reschedules the tasks of a worker that dies (under the same key: the
+store sees one run); a task whose worker died more than
+``distributed.scheduler.allowed-failures`` times ends in ``KilledWorker``, which
+the campaign records as a settled run with status ``lost`` and the cause
+"worker died". On the clusters it creates (``local`` and the jobqueue kinds)
+the dispatcher sets that limit from the workflow (``allowed_failures``, see
+:class:`Dispatcher`), so the number of workers one run may take down follows
+``simulator.retries`` rather than Dask's default of 3; an existing scheduler
+(``address``) keeps its own setting, which ``KilledWorker`` reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -33,7 +40,7 @@ import shutil
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,14 +125,24 @@ class Dispatcher:
         cluster_spec: the workflow's ``cluster`` section (``surrogate_al.config``).
         campaign_name: used in task keys.
         gpu_runs: whether every simulator run asks for one ``GPU`` resource.
+        allowed_failures: how many times Dask re-runs a task after the worker
+            running it died (``distributed.scheduler.allowed-failures``) before
+            it gives up with ``KilledWorker``; applied to the scheduler of a
+            cluster this dispatcher creates. ``None`` keeps Dask's setting
+            (default 3). An ``address`` scheduler always keeps its own.
 
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, cluster_spec: Any, campaign_name: str, *, gpu_runs: bool = False) -> None:
+    def __init__(
+        self, cluster_spec: Any, campaign_name: str, *, gpu_runs: bool = False, allowed_failures: int | None = None
+    ) -> None:
+        if allowed_failures is not None and allowed_failures < 0:
+            raise ValueError(f"allowed_failures = {allowed_failures} must be >= 0 or None")
         self.cluster_spec = cluster_spec
         self.campaign_name = campaign_name
         self.gpu_runs = gpu_runs
+        self.allowed_failures = allowed_failures
         self.client_: Any = None
         self.cluster_: Any = None
         self.target_jobs_: int = 0
@@ -138,18 +155,28 @@ class Dispatcher:
         Raises:
             DispatchError: the cluster cannot be created or reached.
         """
+        import dask
         from distributed import Client
 
         spec = self.cluster_spec
         security = self._security()
+        # Read by the scheduler when it is created (in this process for local and jobqueue
+        # clusters); the context keeps the setting from leaking into other clusters.
+        limits = (
+            {"distributed.scheduler.allowed-failures": self.allowed_failures}
+            if self.allowed_failures is not None
+            else {}
+        )
         try:
             if spec.kind == "local":
-                self.cluster_ = self._local_cluster(security)
+                with dask.config.set(limits):
+                    self.cluster_ = self._local_cluster(security)
                 self.client_ = Client(self.cluster_, security=security)
             elif spec.kind == "address":
                 self.client_ = Client(spec.address, security=security, timeout="30s")
             else:
-                self.cluster_ = self._jobqueue_cluster(security)
+                with dask.config.set(limits):
+                    self.cluster_ = self._jobqueue_cluster(security)
                 self.client_ = Client(self.cluster_, security=security)
         except DispatchError:
             raise
@@ -162,6 +189,17 @@ class Dispatcher:
             ) from exc
         logger.info("Dask scheduler at %s (%s cluster)", self.client_.scheduler.address, spec.kind)
         return self
+
+    @property
+    def scheduler_address(self) -> str:
+        """Address of the scheduler (the configured one for ``address``; ``""`` before :meth:`start`)."""
+        address = getattr(self.cluster_spec, "address", None)
+        if address:
+            return str(address)
+        try:
+            return str(self.client_.scheduler.address) if self.client_ is not None else ""
+        except AttributeError:  # a client that never connected
+            return ""
 
     def _security(self) -> Any:
         tls = getattr(self.cluster_spec, "tls", None)
@@ -188,7 +226,9 @@ class Dispatcher:
         spec = self.cluster_spec
         # The workflow loader already refused a non-loopback host without allow_remote.
         host = spec.host
-        dashboard = spec.dashboard if spec.dashboard else None
+        # With no dashboard distributed still opens the scheduler's HTTP server (health,
+        # metrics), on the fixed port 8787: a random loopback port avoids clashes and warnings.
+        dashboard = spec.dashboard if spec.dashboard else f"{host}:0"
         resources = {"GPU": spec.worker_gpus} if getattr(spec, "worker_gpus", 0) else None
         kwargs: dict[str, Any] = {
             "n_workers": spec.workers,
@@ -281,12 +321,22 @@ class Dispatcher:
         return cluster
 
     def close(self) -> None:
-        """Close the client and any cluster this dispatcher created."""
+        """Close the client and any cluster this dispatcher created.
+
+        After the scheduler was lost the client is still trying to reconnect;
+        closing it cancels that attempt, which distributed logs as an ERROR
+        with two tracebacks. The campaign has already reported the loss in one
+        line, so that log record is dropped (kept at debug level here).
+        """
+        lost = self.client_ is not None and getattr(self.client_, "status", "") == "connecting"
+        if lost:
+            logger.debug("closing a client that lost its scheduler; its reconnect attempt is cancelled")
         for name in ("client_", "cluster_"):
             obj = getattr(self, name)
             if obj is not None:
                 try:
-                    obj.close()
+                    with _quiet_logger("distributed.client") if lost else contextlib.nullcontext():
+                        obj.close()
                 except Exception as exc:  # closing a broken cluster must not mask the real error
                     logger.debug("closing %s failed: %s", name, exc)
                 setattr(self, name, None)
@@ -384,6 +434,18 @@ JOB_CHECK_INTERVAL = 2.0
 JOB_REPLACE_WINDOW = 120.0
 #: Log a hint when no worker job has connected this long after the cluster started.
 JOB_START_HINT_AFTER = 300.0
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Drop the records of logger ``name`` below CRITICAL while the block runs."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _safe_name(name: str) -> str:

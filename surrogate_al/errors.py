@@ -21,6 +21,7 @@ __all__ = [
     "StoreError",
     "NotACampaignStoreError",
     "StoreLockedError",
+    "CorruptJournalError",
     "DispatchError",
     "CampaignError",
 ]
@@ -73,6 +74,15 @@ class NotACampaignStoreError(StoreError, ValueError):
 
 class StoreLockedError(StoreError):
     """Another driver holds the campaign store's lock."""
+
+
+class CorruptJournalError(StoreError, ValueError):
+    """The store's journal is damaged in a way a kill cannot cause.
+
+    A bad line before the last, a gap in the sequence numbers, or another
+    store's journal. Never skipped silently: the records after the damage
+    would be lost. The CLI exits 2, as for a damaged ``.h5``.
+    """
 
 
 class DispatchError(SurrogateALError, RuntimeError):

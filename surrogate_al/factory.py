@@ -23,6 +23,7 @@ __all__ = [
     "build_surrogate",
     "surrogate_options",
     "build_policy",
+    "initial_design_size",
     "load_points_file",
     "load_validation",
     "restore_surrogate",
@@ -79,6 +80,13 @@ def build_surrogate(spec: Any, d: int) -> Any:
     return make_surrogate(spec.surrogate.kind, **surrogate_options(spec, d))
 
 
+def initial_design_size(spec: Any, d: int) -> int:
+    """Runs in the initial design: ``initial_design.size``, else ``max(2 d + 2, 8)``, capped at the budget."""
+    c = spec.campaign
+    size = c.initial_design.size if c.initial_design.size is not None else max(2 * d + 2, 8)
+    return int(min(size, c.budget))
+
+
 def build_policy(spec: Any, space: InputSpace) -> Any:
     """The acquisition policy named in ``spec.acquisition`` with its surrogate."""
     from surrogate_al.acquisition import make_schedule
@@ -87,6 +95,9 @@ def build_policy(spec: Any, space: InputSpace) -> Any:
     acq = spec.acquisition
     schedule = make_schedule(acq.lambda_schedule.kind, acq.lambda_schedule.start, acq.lambda_schedule.end)
     options: dict[str, Any] = {"seed": spec.campaign.seed}
+    if acq.policy == "sobol" and spec.campaign.initial_design.kind == "sobol":
+        # The design drew the first points of this very sequence (same seed): continue after them.
+        options["skip"] = initial_design_size(spec, space.dim)
     if acq.policy not in ("random", "sobol"):
         options["surrogate"] = build_surrogate(spec, space.dim)
     if acq.policy == "default":

@@ -307,13 +307,19 @@ class SobolPolicy(_CountingPolicy):
 
     Args:
         seed: seed of the scrambling.
+        skip: points at the start of the sequence that are already used; the
+            policy starts after them. A campaign whose initial design is a
+            scrambled Sobol design with the same seed drew exactly its first
+            ``design size`` points: without the skip the policy's first
+            proposals would repeat the design point for point.
     """
 
     kind = "sobol"
     needs_model = False
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, skip: int = 0) -> None:
         super().__init__(seed)
+        self.skip = _check_int("skip", skip, 0)
         self.drawn_ = 0
 
     def fit(self, data: Dataset) -> SobolPolicy:
@@ -332,8 +338,8 @@ class SobolPolicy(_CountingPolicy):
         """The next ``n`` points of the sequence."""
         n, P, _ = _check_request(data, n, pending, progress)
         sampler = qmc.Sobol(data.d, scramble=True, rng=np.random.default_rng(self.seed))
-        if self.drawn_:  # scipy's fast_forward(0) underflows an unsigned counter
-            sampler.fast_forward(self.drawn_)
+        if self.skip + self.drawn_:  # scipy's fast_forward(0) underflows an unsigned counter
+            sampler.fast_forward(self.skip + self.drawn_)
         with warnings.catch_warnings():
             # Balance needs n = 2^k per call; the continued sequence stays low-discrepancy overall.
             warnings.simplefilter("ignore", UserWarning)

@@ -190,8 +190,9 @@ def write_report(store_path: str | Path, out_dir: str | Path) -> list[Path]:
     from surrogate_al.store import CampaignStore
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with CampaignStore.open(store_path, mode="r") as store:
+        # Only once the store opened: a file that is not a store leaves no empty report folder.
+        out.mkdir(parents=True, exist_ok=True)
         summary = store.summary()
         final = _final_arrays(store)
         files = [p for p in (_learning_curve(store, out), _sample_map(store, final, out)) if p is not None]

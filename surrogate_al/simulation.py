@@ -13,7 +13,8 @@ scientists have:
 
 Every call returns a :class:`SimulationResult`. A run that fails -- an exception
 in user code, a non-zero exit, a timeout, a missing or malformed output -- is
-*data* (status ``"failed"`` or ``"timeout"`` with a reason), never an exception:
+*data* (status ``"failed"``, ``"timeout"`` or ``"invalid"`` with a reason), never
+an exception:
 a campaign keeps failed points (they tell a feasibility model where the
 simulator breaks) and goes on. Only misconfiguration at construction time
 raises :class:`~surrogate_al.errors.SimulatorError`.
@@ -68,8 +69,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["ok", "failed", "timeout"]
-STATUSES: tuple[str, ...] = ("ok", "failed", "timeout")
+Status = Literal["ok", "failed", "timeout", "invalid"]
+#: ``invalid``: the run finished (exit code 0, no exception) but its output cannot be
+#: used: no output file, malformed, NaN/inf, wrong shape, a missing output name.
+#: Kept apart from ``failed`` (the program itself reported an error) because the two
+#: call for different fixes: the solver, or the way its results are read.
+STATUSES: tuple[str, ...] = ("ok", "failed", "timeout", "invalid")
 InputFormat = Literal["json", "template", "none"]
 OutputFormat = Literal["json", "csv", "keyvalue", "regex", "parse"]
 INPUT_FORMATS: tuple[str, ...] = ("json", "template", "none")
@@ -100,7 +105,9 @@ class SimulationResult:
     """What one simulator run returned.
 
     Attributes:
-        status: ``"ok"``, ``"failed"`` or ``"timeout"``.
+        status: ``"ok"``, ``"failed"``, ``"timeout"`` or ``"invalid"`` (the run
+            finished but its output is unusable: missing, malformed, NaN/inf,
+            wrong shape).
         outputs: ``{output name: value}`` (finite floats); empty unless ``ok``.
         reason: ``""`` when ``ok``; otherwise what went wrong, e.g. ``"exit code 1"``
             or ``"output 'y' is nan"``.
@@ -205,7 +212,7 @@ class Simulator(Protocol):
 
     Implementations never raise for a failed run: exceptions, bad outputs,
     non-zero exits and timeouts come back as a :class:`SimulationResult` with
-    status ``"failed"`` or ``"timeout"``. They must be picklable (Dask ships
+    status ``"failed"``, ``"timeout"`` or ``"invalid"``. They must be picklable (Dask ships
     them to workers).
     """
 
@@ -435,6 +442,10 @@ class PythonSimulator(_NamedSimulator):
             outputs are discarded. Wrap long-running code in a
             :class:`ScriptSimulator` for a hard limit.
 
+    Statuses: an exception (``SystemExit`` included) is ``"failed"``; a return
+    value that is unusable (NaN or inf, a missing output name, a list where a
+    number belongs) is ``"invalid"``.
+
     Raises:
         SimulatorError: bad names, a bad function reference, or a callable whose
             signature cannot take the inputs.
@@ -520,7 +531,8 @@ class PythonSimulator(_NamedSimulator):
                 "it must return a dict {name: value}"
             )
         if reason:
-            return clock.result("failed", reason=reason)
+            # The call returned normally: what it returned is unusable (NaN, missing name, wrong type).
+            return clock.result("invalid", reason=reason)
         return clock.result("ok", outputs)
 
 
@@ -721,8 +733,8 @@ class ScriptSimulator(_NamedSimulator):
             with exactly one capture group; applied with ``re.MULTILINE``; the
             last match wins (solvers print progress, the final value last).
         parse: for ``"parse"``: a callable or ``"module:function"`` called as
-            ``parse(workdir: Path, stdout: str) -> dict``; an exception in it is a
-            failed run. ``{output}`` is available only when ``output_filename``
+            ``parse(workdir: Path, stdout: str) -> dict``; an exception in it is an
+            invalid run. ``{output}`` is available only when ``output_filename``
             is given.
         workdir_root: directory under which run directories are created (made
             absolute at construction; created when missing).
@@ -737,7 +749,29 @@ class ScriptSimulator(_NamedSimulator):
         kill_grace: seconds between SIGTERM and SIGKILL on a timeout.
         max_output_bytes: size of the stdout / stderr tails kept in the result.
         max_parse_bytes: most bytes of stdout (its tail) or of an output file
-            read for parsing; a larger output file is a failed run.
+            read for parsing; a larger output file is an invalid run. The
+            program's stdout and stderr go to files in the run directory, never
+            through a pipe into the worker, so their size does not reach the
+            worker's memory: only these bounded tails are read back.
+
+    Statuses:
+        ``"failed"``: the program could not start, exited non-zero or was killed
+        by a signal. ``"timeout"``: it ran past ``timeout``. ``"invalid"``: it
+        exited 0 but its outputs are unusable: the output file was not written
+        or is a symbolic link leading outside the run directory, malformed
+        JSON/CSV, a missing name, NaN or inf, a list where a number belongs, a
+        CSV of more than one data row, or ``parse`` raised. The reason names the
+        output and what was wrong; failed and invalid runs keep their directory.
+
+    Path confinement:
+        Every file the wrapper writes or reads (inputs, outputs, ``stdout.txt``,
+        ``stderr.txt``) lies inside the run's own directory: file names are
+        relative without ``..`` (checked at construction), the run id is
+        sanitized, the directory is new for every run, the inputs file is
+        created with ``O_EXCL`` (never through a symbolic link), and an output
+        path that resolves outside the directory (a symbolic link the program
+        made) is not read. The program itself is not sandboxed: it can write
+        wherever its user can.
 
     Raises:
         SimulatorError: any misconfiguration, with the offending argument named.
@@ -1204,7 +1238,8 @@ class ScriptSimulator(_NamedSimulator):
             return finish("failed", reason=f"exit code {code}")
         outputs, reason = self._parse_outputs(run_dir, stdout_path)
         if reason:
-            return finish("failed", reason=reason)
+            # Exit code 0, but the outputs are missing, malformed, NaN/inf or of the wrong shape.
+            return finish("invalid", reason=reason)
         return finish("ok", outputs)
 
     def _terminate_group(self, proc: subprocess.Popen[bytes]) -> None:
@@ -1232,6 +1267,18 @@ class ScriptSimulator(_NamedSimulator):
             return self._read_stdout(stdout_path), "stdout", ""
         path = run_dir / self.output_filename
         name = self.output_filename
+        # The program may have made the output (or a directory on its way) a symbolic link;
+        # following one out of the run directory would read a file that belongs to no run.
+        # No race: the program and its process group are gone by now.
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            return "", name, _exception_reason(f"output file {name} cannot be resolved: ", exc)
+        if not target.is_relative_to(run_dir.resolve()):
+            return "", name, (
+                f"output file {name} is a symbolic link to {_clip(str(target), 200)}, outside the run directory "
+                f"{run_dir}; the wrapper reads outputs only from inside it: write the file itself there"
+            )
         if not path.is_file():
             present = sorted(p.name for p in run_dir.iterdir() if p.name not in (_STDOUT_FILE, _STDERR_FILE))
             return "", name, f"output file {name} was not written (the run directory holds {_clip(repr(present), 300)})"
@@ -1291,7 +1338,7 @@ class ScriptSimulator(_NamedSimulator):
     def _parse_json(self, text: str, source: str) -> tuple[dict[str, float], str]:
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError; a 5000-digit integer; nesting too deep
             return {}, f"output file {source} is not valid JSON: {exc}"
         if not isinstance(raw, dict):
             return {}, f"output file {source} holds a JSON {type(raw).__name__}; expected an object {{name: value}}"

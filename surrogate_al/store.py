@@ -60,7 +60,7 @@ import numpy as np
 import psutil
 from numpy.typing import ArrayLike, NDArray
 
-from surrogate_al.errors import NotACampaignStoreError, StoreError, StoreLockedError
+from surrogate_al.errors import CorruptJournalError, NotACampaignStoreError, StoreError, StoreLockedError
 
 __all__ = [
     "CAMPAIGN_STATES",
@@ -494,6 +494,24 @@ def _writer_version() -> str:
 _NO_LOCK_SUPPORT = {524, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
+#: Errnos that mean "no room for more bytes": a full disk, a quota, a file size limit.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _no_space_hint(exc: BaseException) -> str:
+    """Words to add to the message of an out-of-space error; an empty string for any other error.
+
+    HDF5 wraps the errno in its own message ("errno = 28"), so the text is searched too.
+    """
+    code = getattr(exc, "errno", None)
+    found = re.search(r"errno = (\d+)", str(exc))
+    if code not in _NO_SPACE and not (found and int(found.group(1)) in _NO_SPACE):
+        return ""
+    if code == errno.EFBIG or (found and int(found.group(1)) == errno.EFBIG):
+        return " (the file size limit is reached: check `ulimit -f`)"
+    return " (the disk is full or the quota is used up)"
+
+
 def _locks_unsupported(exc: OSError) -> bool:
     """Whether an HDF5 open failed because the file system has no file locks."""
     if exc.errno in _NO_LOCK_SUPPORT:
@@ -606,7 +624,7 @@ def _decode_record(line: bytes) -> dict[str, Any]:
         raise ValueError(f"CRC mismatch (stored {crc}, computed {zlib.crc32(body)})")
     try:
         rec = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # undecodable, not JSON, a 5000-digit int, too deeply nested
         raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(rec, dict) or not isinstance(rec.get("seq"), int) or not isinstance(rec.get("kind"), str):
         raise ValueError("not a journal record (no integer 'seq' and string 'kind')")
@@ -624,7 +642,7 @@ def _parse_journal(path: Path, data: bytes) -> _ParsedJournal:
     """Split a journal into header and records, tolerating only a torn last line.
 
     Raises:
-        StoreError: A record before the last line is corrupt, or sequence numbers skip.
+        CorruptJournalError: A record before the last line is corrupt, or sequence numbers skip.
     """
     lines = data.split(b"\n")
     complete, tail = lines[:-1], lines[-1]
@@ -637,7 +655,7 @@ def _parse_journal(path: Path, data: bytes) -> _ParsedJournal:
             if i == len(complete) and not tail:
                 torn = f"line {i} is damaged ({exc})"
                 break
-            raise StoreError(
+            raise CorruptJournalError(
                 f"{path}: journal line {i} of {len(complete) + bool(tail)} is corrupt ({exc}) and records follow it, "
                 "so it is not a torn final write; restore the journal from a backup, or move it aside to "
                 "fall back to the last snapshot in the .h5 (losing the records after it)"
@@ -648,13 +666,13 @@ def _parse_journal(path: Path, data: bytes) -> _ParsedJournal:
     if parsed:
         line_no, first = parsed[0]
         if first["kind"] != "header":
-            raise StoreError(f"{path}: journal line {line_no} is a {first['kind']!r} record, expected the header")
+            raise CorruptJournalError(f"{path}: journal line {line_no} is a {first['kind']!r} record, expected the header")
         header = first
         expected = first["seq"]
         for line_no, rec in parsed[1:]:
             expected += 1
             if rec["seq"] != expected:
-                raise StoreError(
+                raise CorruptJournalError(
                     f"{path}: journal line {line_no} has seq {rec['seq']}, expected {expected}; "
                     "the journal was edited or spliced — restore it from a backup"
                 )
@@ -719,9 +737,11 @@ class _JournalWriter:
                     f"{self.path}: journal is in an unknown state after an I/O error; "
                     "close the store and resume it with `surrogate-al resume`"
                 )
+            store = self.path.with_name(self.path.name.removesuffix(".journal"))
             raise StoreError(
-                f"{self.path}: cannot append to the journal ({exc}); the record was NOT saved — "
-                "free disk space or check the file system, then resume"
+                f"{self.path}: cannot append to the journal ({_one_line(exc)}){_no_space_hint(exc)}; the record "
+                f"was NOT saved, every earlier one is — free disk space or check the file system, then "
+                f"`surrogate-al resume {store}`"
             ) from exc
         self._size = start + len(line)
 
@@ -768,7 +788,9 @@ class _Lock:
             token=uuid.uuid4().hex,
         )
         raw = json.dumps(info.__dict__).encode()
-        deadline = time.monotonic() + _LOCK_WAIT_S
+        t0 = time.monotonic()
+        deadline = t0 + _LOCK_WAIT_S
+        logger.debug("%s: taking the lock %s", store, path)
         while True:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -783,8 +805,13 @@ class _Lock:
                 try:
                     _JournalWriter._write_all(fd, raw)
                     os.fsync(fd)
-                except BaseException:
+                except BaseException as exc:
                     path.unlink(missing_ok=True)  # an empty lock would block others for a while
+                    if isinstance(exc, OSError):
+                        raise StoreError(
+                            f"{store}: cannot write the lock file {path} ({_one_line(exc)}){_no_space_hint(exc)}; "
+                            "free disk space or check the file system, then retry"
+                        ) from exc
                     raise
                 finally:
                     os.close(fd)
@@ -816,6 +843,7 @@ class _Lock:
                     logger.warning("%s: force_unlock: breaking the lock of %s", store, holder.describe())
                     cls._break(path, seen)
                     continue
+                logger.debug("%s: lock refused after %.3f s (foreign holder)", store, time.monotonic() - t0)
                 raise StoreLockedError(
                     f"{store}: locked by {holder.describe()}, a host this one cannot check; if that driver is "
                     "gone, pass force_unlock=True (CLI: --force-unlock) to break the lock"
@@ -826,6 +854,8 @@ class _Lock:
                 else "wait for that driver to finish or stop it"
             )
             who = "this process (close the other CampaignStore first)" if holder.pid == os.getpid() else "it"
+            # The time from the first attempt to the refusal (tests and docs quote it).
+            logger.debug("%s: lock refused after %.3f s (live holder)", store, time.monotonic() - t0)
             raise StoreLockedError(f"{store}: locked by live {holder.describe()}; {hint}; held by {who}")
 
     @staticmethod
@@ -840,7 +870,7 @@ class _Lock:
                 create_time=float(d.get("create_time", 0.0)),
                 token=str(d.get("token", "")),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deeply nested JSON
             return None
 
     @staticmethod
@@ -912,6 +942,8 @@ def _close_open_stores() -> None:
             continue  # inherited through fork: the parent owns it
         try:
             store.close()
+        except StoreError as exc:  # a known cause (a full disk, ...): its one line says it all
+            logger.error("%s: could not close the campaign store at exit: %s", store.path, exc)
         except Exception:  # an exit hook must not mask the program's own outcome
             logger.exception("%s: could not close the campaign store at exit", store.path)
 
@@ -1006,12 +1038,16 @@ class CampaignStore:
         except (TypeError, ValueError) as exc:
             raise StoreError(f"spec must be JSON-serialisable (plain dicts, lists, str, finite numbers): {exc}") from None
         ins, outs = _names("input_names", input_names), _names("output_names", output_names)
+        # The lock before the existence check: when a live driver is writing this store,
+        # naming it (StoreLockedError) tells more than "already exists".
+        store._lock = _Lock.acquire(store._lock_path, store.path, force_unlock=False)
         if not force and (store.path.exists() or store._journal_path.exists()):
+            store._lock.release()
+            store._lock = None
             raise StoreError(
                 f"{store.path}: a campaign store already exists; resume it with `surrogate-al resume {store.path}`, "
                 "or delete it / pass force=True to start over"
             )
-        store._lock = _Lock.acquire(store._lock_path, store.path, force_unlock=False)
         try:
             for leftover in (store._journal_path, store._tmp_path, _sidecar(store._journal_path, ".tmp")):
                 leftover.unlink(missing_ok=True)
@@ -1061,8 +1097,8 @@ class CampaignStore:
             NotACampaignStoreError: Missing, empty, not HDF5, not a campaign store,
                 truncated or damaged, or of another schema version.
             StoreLockedError: ``mode="a"`` and another live driver holds the lock.
-            StoreError: The journal is corrupt before its last line, or belongs
-                to another store.
+            CorruptJournalError: The journal is corrupt before its last line, or
+                belongs to another store (a ``StoreError``).
         """
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
@@ -1162,6 +1198,8 @@ class CampaignStore:
                     table.read_h5(f[name], f"/{name}")
         except NotACampaignStoreError:
             raise
+        except RecursionError:  # json.loads of a deeply nested spec
+            raise self._not_a_store("damaged campaign store (the spec is nested too deeply)") from None
         except OSError as exc:
             if exc.errno == errno.EAGAIN:
                 raise StoreError(
@@ -1212,14 +1250,14 @@ class CampaignStore:
             if journal.header is None:
                 return 0, bool(journal.torn)
             if journal.header.get("store_id") != self._store_id:
-                raise StoreError(
+                raise CorruptJournalError(
                     f"{self._journal_path}: journal belongs to another store (store_id "
                     f"{journal.header.get('store_id')!r}, the .h5 has {self._store_id!r}); move it aside if the "
                     ".h5 is the copy you want"
                 )
             if journal.header["seq"] > self._seq:
                 if writer:
-                    raise StoreError(
+                    raise CorruptJournalError(
                         f"{self._journal_path}: journal starts after record {journal.header['seq']} but the .h5 only "
                         f"holds up to {self._seq}; the records in between are missing (was the .h5 replaced by an "
                         "older copy?) — put the matching .h5 back"
@@ -1233,7 +1271,7 @@ class CampaignStore:
                 try:
                     self._apply(rec)
                 except (StoreError, KeyError, ValueError, TypeError, binascii.Error) as exc:
-                    raise StoreError(
+                    raise CorruptJournalError(
                         f"{self._journal_path}: journal line {line_no} ({rec.get('kind')!r} record, seq {rec['seq']}) "
                         f"cannot be applied: {_one_line(exc)}; the journal is inconsistent — restore it from a backup"
                     ) from None
@@ -1312,7 +1350,7 @@ class CampaignStore:
                     # The record is safe in the journal; a failed snapshot is retried later.
                     self._next_snapshot = time.monotonic() + max(self._snapshot_interval, 5.0)
                     logger.warning("%s: snapshot failed, will retry (records are safe in the journal): %s",
-                                   self.path, exc)
+                                   self.path, _one_line(exc))
 
     def _require_writable(self) -> None:
         if self._closed:
@@ -1337,39 +1375,78 @@ class CampaignStore:
 
     def _start_journal(self) -> None:
         """Replace the journal by an empty one that starts at the snapshot's sequence number."""
-        new = _JournalWriter.start(self._journal_path, self._header())
+        try:
+            new = _JournalWriter.start(self._journal_path, self._header())
+        except OSError as exc:
+            _sidecar(self._journal_path, ".tmp").unlink(missing_ok=True)
+            raise StoreError(
+                f"{self._journal_path}: cannot start a new journal ({_one_line(exc)}){_no_space_hint(exc)}; the "
+                f"store on disk is consistent — free disk space or check the file system, then "
+                f"`surrogate-al resume {self.path}`"
+            ) from exc
         if self._journal is not None:
             self._journal.close()
         self._journal = new
 
     def _write_h5(self, target: Path) -> None:
-        with _h5file(target, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
-            f.attrs["created"] = self._created
-            f.attrs["store_id"] = self._store_id
-            f.attrs["journal_seq"] = np.int64(self._seq)
-            f.attrs["writer"] = _writer_version()
-            text = h5py.string_dtype()
-            f.create_dataset("spec", data=json.dumps(self.spec), dtype=text)
-            f.create_group("inputs").create_dataset("names", data=np.array(self.input_names, dtype=object), dtype=text)
-            f.create_group("outputs").create_dataset(
-                "names", data=np.array(self.output_names, dtype=object), dtype=text
-            )
-            for name, table in self._tables.items():
-                table.write_h5(f.create_group(name))
+        """Write the snapshot to ``target`` and fsync it.
+
+        The HDF5 file is built in memory (HDF5's core driver) and written with
+        plain ``os.write``: a full disk or a file size limit then raises one
+        clean OSError. Written by HDF5 itself, such a failure left the file
+        half-closed inside the library, which retried the flush on every later
+        call and crashed the process at exit (measured here with RLIMIT_FSIZE).
+        """
+        # The name is only a label: backing_store=False never touches the disk.
+        with h5py.File(f"{target}.in-memory", "w", driver="core", backing_store=False, block_size=_CHUNK_BYTES) as f:
+            self._fill_h5(f)
+            f.flush()
+            image = f.id.get_file_image()
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _JournalWriter._write_all(fd, image)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _fill_h5(self, f: h5py.File) -> None:
+        """Write every attribute, name list and table of the store into the open file ``f``."""
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
+        f.attrs["created"] = self._created
+        f.attrs["store_id"] = self._store_id
+        f.attrs["journal_seq"] = np.int64(self._seq)
+        f.attrs["writer"] = _writer_version()
+        text = h5py.string_dtype()
+        f.create_dataset("spec", data=json.dumps(self.spec), dtype=text)
+        f.create_group("inputs").create_dataset("names", data=np.array(self.input_names, dtype=object), dtype=text)
+        f.create_group("outputs").create_dataset(
+            "names", data=np.array(self.output_names, dtype=object), dtype=text
+        )
+        for name, table in self._tables.items():
+            table.write_h5(f.create_group(name))
 
     def _snapshot(self, *, restart_journal: bool = True) -> None:
         """Atomically rewrite the .h5 from memory, then restart the journal from it."""
         t0 = time.monotonic()
         try:
-            self._write_h5(self._tmp_path)
-            _fsync_path(self._tmp_path)
+            self._write_h5(self._tmp_path)  # fsync'd
             os.replace(self._tmp_path, self.path)
-        except BaseException:
+        except BaseException as exc:
             self._tmp_path.unlink(missing_ok=True)  # a half-written snapshot is useless
+            # h5py reports a full disk as OSError, RuntimeError or ValueError, with HDF5's
+            # multi-line text; callers and the CLI need one StoreError line instead.
+            if isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(exc, StoreError):
+                raise StoreError(
+                    f"{self.path}: cannot write a snapshot to {self._tmp_path.name} ({_one_line(exc)})"
+                    f"{_no_space_hint(exc)}; the .h5 on disk is unchanged and later records stay in the journal "
+                    f"— free disk space or check the file system, then `surrogate-al resume {self.path}`"
+                ) from exc
             raise
-        _fsync_path(self.path.parent)
+        try:
+            _fsync_path(self.path.parent)
+        except OSError as exc:  # the rename is done; only its durability across a power cut is weaker
+            logger.warning("%s: could not fsync the directory after a snapshot: %s", self.path, exc)
         self._snap_seq = self._seq
         if restart_journal:
             self._start_journal()

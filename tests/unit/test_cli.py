@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 from surrogate_al.cli import main
@@ -43,33 +41,6 @@ def test_broken_workflow_exits_2_with_one_line_naming_the_file(
 
 def test_at_least_twenty_broken_workflows_are_exercised() -> None:
     assert len(BAD_WORKFLOWS) >= 20
-
-
-@pytest.mark.parametrize(
-    "content",
-    [b"", b"not an hdf5 file at all\n", b"\x89HDF\r\n\x1a\n" + b"\0" * 100],
-    ids=["empty", "text", "truncated-hdf5"],
-)
-@pytest.mark.parametrize("command", ["status", "resume", "report", "export"])
-def test_not_a_store_exits_2(content: bytes, command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = tmp_path / "bogus.h5"
-    path.write_bytes(content)
-    extra = ["-o", str(tmp_path / "r")] if command == "report" else []
-    code, _, err = run_main(capsys, command, str(path), *extra)
-    assert code == 2
-    assert_one_clear_line(err)
-    assert path.read_bytes() == content, "the file must be left as it was"
-
-
-def test_foreign_hdf5_exits_2_and_is_untouched(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = tmp_path / "other.h5"
-    with h5py.File(path, "w") as f:
-        f["data"] = np.arange(5)
-    before = path.read_bytes()
-    code, _, err = run_main(capsys, "status", str(path))
-    assert code == 2
-    assert_one_clear_line(err)
-    assert path.read_bytes() == before
 
 
 def test_missing_argument_is_a_usage_error_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:

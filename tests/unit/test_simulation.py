@@ -173,7 +173,7 @@ def test_python_simulator_scalar_returns() -> None:
 
 def test_python_simulator_scalar_with_two_outputs_fails() -> None:
     res = PythonSimulator(scalar, ["x1", "x2"], ["y", "z"])({"x1": 3.0, "x2": 4.0})
-    assert res.status == "failed"
+    assert res.status == "invalid"  # returned normally, but unusable: "invalid", not "failed"
     assert "returned a float" in res.reason and "['y', 'z']" in res.reason
 
 
@@ -206,7 +206,7 @@ def test_python_simulator_sys_exit_is_a_failed_run() -> None:
 def test_python_simulator_bad_outputs_fail(function: object, reason: str) -> None:
     outputs = ["y"] if function in (returns_inf, returns_list, returns_huge_int) else ["y", "z"]
     res = PythonSimulator(function, ["x1", "x2"], outputs)({"x1": 1.0, "x2": 2.0})  # type: ignore[arg-type]
-    assert res.status == "failed"
+    assert res.status == "invalid"  # bad output of a call that returned: "invalid", not "failed"
     assert res.reason.startswith(reason), res.reason
     assert res.outputs == {}
 

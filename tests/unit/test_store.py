@@ -11,21 +11,17 @@ import re
 import resource
 import shutil
 import signal
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surrogate_al.errors import NotACampaignStoreError, StoreError, StoreLockedError
+from surrogate_al.errors import NotACampaignStoreError, StoreError
 from surrogate_al.store import (
     FORMAT,
     SCHEMA_VERSION,
@@ -102,23 +98,6 @@ def assert_one_line(exc: BaseException, *must_contain: str) -> None:
     assert "\n" not in msg, f"multi-line message: {msg!r}"
     for part in must_contain:
         assert part in msg, f"{part!r} not in {msg!r}"
-
-
-def _hold_store(path: str, ready: Any, release: Any) -> None:
-    """Child process: hold the store open for writing until told to stop."""
-    store = CampaignStore.open(path, "a")
-    run_ok(store, add_points(store, 1, batch_id=99, seed=99)[0])
-    ready.set()
-    release.wait(30)
-    store.close()
-
-
-def _write_and_die(path: str, n: int) -> None:
-    """Child process: acknowledge ``n`` runs, then die by SIGKILL holding the lock."""
-    store = CampaignStore.open(path, "a", snapshot_interval=1e9)
-    for pid in add_points(store, n, batch_id=5, seed=5):
-        run_ok(store, pid)
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------- round trip
@@ -414,112 +393,6 @@ def test_another_program_writing_the_h5_is_reported(path: Path, store: CampaignS
     finally:
         release.set()
         child.join(20)
-
-
-# --------------------------------------------------------------------------- lock
-
-
-def test_a_second_writer_from_a_live_process_fails_fast_naming_the_holder(path: Path, store: CampaignStore) -> None:
-    store.close()
-    ready, release = FORK.Event(), FORK.Event()
-    child = FORK.Process(target=_hold_store, args=(str(path), ready, release))
-    child.start()
-    try:
-        assert ready.wait(20)
-        attempts = {
-            "open": lambda: CampaignStore.open(path, "a"),
-            "force_unlock": lambda: CampaignStore.open(path, "a", force_unlock=True),
-            "create": lambda: CampaignStore.create(path, spec={}, input_names=INPUTS, output_names=OUTPUTS, force=True),
-        }
-        messages = {}
-        for name, attempt in attempts.items():
-            t0 = time.monotonic()
-            with pytest.raises(StoreLockedError) as info:
-                attempt()
-            assert time.monotonic() - t0 < 1.0, name
-            assert_one_line(info.value, f"pid {child.pid}", f"host {socket.gethostname()}", "since")
-            messages[name] = str(info.value)
-        assert "wait for that driver to finish" in messages["open"]
-        assert "stop that process first" in messages["force_unlock"]  # a live local holder is never broken
-        # A reader needs no lock and sees what the live writer acknowledged.
-        reader = CampaignStore.open(path, "r")
-        assert [p.batch_id for p in reader.proposals()] == [99] and len(reader.final_runs()) == 1
-    finally:
-        release.set()
-        child.join(20)
-    assert child.exitcode == 0
-    with CampaignStore.open(path, "a") as again:  # released by the child's close()
-        assert len(again.runs()) == 1
-
-
-def test_the_same_process_cannot_open_twice_for_writing(store: CampaignStore, path: Path) -> None:
-    with pytest.raises(StoreLockedError, match="this process"):
-        CampaignStore.open(path, "a")
-
-
-def test_a_stale_lock_of_a_killed_driver_is_broken_and_its_acks_kept(
-    store: CampaignStore, path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    store.close()
-    child = FORK.Process(target=_write_and_die, args=(str(path), 4))
-    child.start()
-    child.join(30)
-    assert child.exitcode == -signal.SIGKILL
-    assert Path(str(path) + ".lock").exists() and Path(str(path) + ".journal").exists()
-    with caplog.at_level(logging.WARNING, logger="surrogate_al.store"):
-        again = CampaignStore.open(path, "a")
-    assert f"breaking the stale lock of pid {child.pid}" in caplog.text
-    assert len(again.final_runs()) == 4
-    again.close()
-
-
-def test_a_lock_whose_pid_was_reused_is_stale(store: CampaignStore, path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store.close()
-    other = subprocess.Popen(["sleep", "30"])
-    try:
-        lock = {"pid": other.pid, "host": socket.gethostname(), "started": time.time() - 3600, "command": "old driver",
-                "create_time": psutil.Process(other.pid).create_time() - 3600, "token": "t"}
-        Path(str(path) + ".lock").write_text(json.dumps(lock))
-        with caplog.at_level(logging.WARNING, logger="surrogate_al.store"):
-            CampaignStore.open(path, "a").close()
-        assert "stale lock" in caplog.text and "old driver" in caplog.text
-        # The same pid with its true start time is a live holder.
-        lock["create_time"] = psutil.Process(other.pid).create_time()
-        Path(str(path) + ".lock").write_text(json.dumps(lock))
-        with pytest.raises(StoreLockedError, match=f"live pid {other.pid}"):
-            CampaignStore.open(path, "a")
-    finally:
-        other.kill()
-        other.wait()
-
-
-def test_a_lock_from_another_host_needs_force_unlock(
-    store: CampaignStore, path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    store.close()
-    lock = {"pid": 1, "host": "other-node.example", "started": 0.0, "command": "surrogate-al run w.toml",
-            "create_time": 0.0, "token": "x"}
-    Path(str(path) + ".lock").write_text(json.dumps(lock))
-    with pytest.raises(StoreLockedError) as info:
-        CampaignStore.open(path, "a")
-    assert_one_line(info.value, "pid 1", "other-node.example", "force_unlock=True")
-    with caplog.at_level(logging.WARNING, logger="surrogate_al.store"):
-        with CampaignStore.open(path, "a", force_unlock=True) as s:
-            add_points(s, 1)
-    assert "force_unlock" in caplog.text and not Path(str(path) + ".lock").exists()
-
-
-def test_an_unreadable_old_lock_is_broken(store: CampaignStore, path: Path) -> None:
-    store.close()
-    lock = Path(str(path) + ".lock")
-    lock.write_bytes(b"")  # a driver killed between creating and writing its lock
-    os.utime(lock, (time.time() - 60, time.time() - 60))
-    CampaignStore.open(path, "a").close()
-    lock.write_bytes(b'{"pid": ')  # fresh and unreadable: someone is writing it right now
-    t0 = time.monotonic()
-    with pytest.raises(StoreLockedError, match="being written"):
-        CampaignStore.open(path, "a")
-    assert time.monotonic() - t0 < 1.0
 
 
 # --------------------------------------------------------------------------- journal damage

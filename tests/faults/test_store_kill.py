@@ -1,16 +1,27 @@
 """The campaign store survives SIGKILL of its writer: nothing acknowledged is lost, nothing doubled.
 
-A real writer process (``store_scripts/store_writer.py``) appends proposals and
-runs and prints each run_id after ``add_run`` returns; it is SIGKILLed at
-random moments (while starting, replaying, appending, writing a snapshot or a
-large checkpoint). The printed acknowledgments are the ground truth: after
-every kill the ``.h5`` must open with plain h5py (no h5clear), the store must
-open read-only and for writing, every acknowledged run must be there with its
-data intact, and no proposal may have two final runs.
+Two levels:
+
+* The store alone. A writer process (``store_scripts/store_writer.py``)
+  appends proposals and runs and prints each run_id after ``add_run``
+  returns; it is SIGKILLed at random moments (while starting, replaying,
+  appending, writing a snapshot or a large checkpoint). The printed
+  acknowledgments are the ground truth: after every kill the ``.h5`` must
+  open with plain h5py (no h5clear), the store must open read-only and for
+  writing, every acknowledged run must be there with its data intact, and no
+  proposal may have two final runs.
+* A whole campaign. A real ``surrogate-al`` driver (LocalCluster, a cheap
+  simulator, a model-free policy so it writes fast) is SIGKILLed at random
+  moments many times in a row on one store and resumed each time. What a
+  reader saw while the driver ran was acknowledged: after each kill the
+  ``.h5`` opens with plain h5py, every run seen before is still there, row
+  for row, and the counts never go down. A last resume reaches exactly the
+  budget with no proposal settled twice.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -24,7 +35,17 @@ import h5py
 import numpy as np
 import pytest
 
+from surrogate_al.errors import StoreError
 from surrogate_al.store import FORMAT, CampaignStore
+
+from .fault_sims import branin
+from .helpers import (
+    assert_exactly_budget,
+    kill_driver,
+    start_cli,
+    wait_until,
+    write_workflow,
+)
 
 WRITER = Path(__file__).parent / "store_scripts" / "store_writer.py"
 REPO = Path(__file__).resolve().parents[2]
@@ -213,3 +234,114 @@ def test_reader_sees_every_acknowledged_run_while_writer_runs(tmp_path: Path) ->
         assert seen_in_journal_only > 0, "never read records from the journal tail; the test did not exercise it"
     finally:
         writer.kill()
+
+
+# --------------------------------------------------------------------------- a whole campaign
+
+#: Columns that identify a run row and must never change once a reader has seen it.
+RUN_COLUMNS = ("run_id", "proposal_id", "attempt", "final", "X", "Y")
+
+
+def read_runs(path: Path) -> dict[str, np.ndarray]:
+    """The store's runs as a reader sees them now (snapshot + journal), with status."""
+    with CampaignStore.open(path, "r") as st:
+        cols = st.arrays()
+    return {k: cols[k] for k in (*RUN_COLUMNS, "status")}
+
+
+def more_settled_than(path: Path, n: int) -> bool:
+    """Whether a reader sees more than ``n`` settled runs now (False while the store does not exist yet)."""
+    try:
+        return int(read_runs(path)["final"].sum()) > n
+    except (OSError, StoreError):  # not created yet
+        return False
+
+
+def check_campaign_store(path: Path, seen: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """After a kill: plain h5py opens the .h5, every run seen before is unchanged, counts do not go down.
+
+    Returns:
+        The runs now (the next round's ``seen``).
+    """
+    with h5py.File(path, "r") as f:  # no h5clear, no surrogate_al
+        assert f.attrs["format"] == FORMAT
+        plain = {k: f["runs"][k][()] for k in RUN_COLUMNS}
+    now = read_runs(path)
+    n, n_seen = len(now["run_id"]), len(seen["run_id"])
+    assert np.array_equal(now["run_id"], np.arange(n)), f"{where}: run ids are not 0..{n - 1}"
+    assert n >= n_seen, f"{where}: {n_seen - n} acknowledged runs lost ({n} left of {n_seen})"
+    for k in RUN_COLUMNS:
+        # Every run a reader saw before the kill is still there, row for row.
+        assert np.array_equal(now[k][:n_seen], seen[k], equal_nan=k == "Y"), f"{where}: column {k} changed"
+        # The plain-h5py snapshot is a prefix of the truth.
+        assert np.array_equal(plain[k], now[k][: len(plain[k])], equal_nan=k == "Y"), f"{where}: snapshot {k} differs"
+    finals = now["proposal_id"][now["final"]]
+    assert len(np.unique(finals)) == len(finals), f"{where}: a proposal has two final runs"
+    assert int(now["final"].sum()) >= int(seen["final"].sum()), f"{where}: the number of settled runs went down"
+    pairs = list(zip(now["proposal_id"].tolist(), now["attempt"].tolist()))
+    assert len(set(pairs)) == len(pairs), f"{where}: an attempt was recorded twice"
+    ok = now["status"] == "ok"
+    expected = np.array([branin(a, b)["y"] for a, b in now["X"][ok]]).reshape(-1)
+    assert np.array_equal(now["Y"][ok, 0], expected), f"{where}: a stored output does not match its input"
+    return now
+
+
+def kill_campaign_driver(tmp_path: Path, n_kills: int, seed: int, budget: int) -> list[int]:
+    """Kill a real driver ``n_kills`` times at random moments on one store, resume to the budget.
+
+    Returns:
+        Settled runs at each kill.
+    """
+    rng = random.Random(seed)
+    wf = write_workflow(
+        tmp_path, name="killed", budget=budget, policy="sobol", function="fault_sims:slow_branin",
+        simulator_extra="fixed_inputs = { delay = 0.03 }",
+    )
+    store = wf.with_suffix(".h5")
+    empty = {k: np.zeros((0, 2) if k == "X" else (0, 1) if k == "Y" else 0) for k in (*RUN_COLUMNS, "status")}
+    seen = empty
+    settled_at_kill: list[int] = []
+    moments: list[str] = []
+    for i in range(n_kills):
+        proc = start_cli(*(("run", str(wf)) if i == 0 else ("resume", str(store))), "--no-progress")
+        live = seen
+        try:
+            # The first driver must get as far as a store with results; later ones die anywhere,
+            # also while importing, replaying the journal or writing the snapshot at open.
+            moment = "running" if i == 0 else rng.choices(["startup", "running"], weights=[1, 3])[0]
+            if moment == "startup":
+                time.sleep(rng.uniform(0.3, 4.0))
+            else:
+                before = int(seen["final"].sum())
+                wait_until("new results", functools.partial(more_settled_than, store, before), proc, timeout=120)
+                time.sleep(rng.uniform(0.0, 0.6))  # somewhere in the stream of journal writes
+                # Whatever a reader sees now was written: it must survive the kill.
+                live = read_runs(store)
+        finally:
+            rc = kill_driver(proc)
+        assert rc == -signal.SIGKILL, f"driver {i} exited by itself (rc {rc}) before the kill"
+        # What the live reader saw, then everything seen before, must be there.
+        check_campaign_store(store, seen, f"kill {i + 1} (earlier runs)")
+        seen = check_campaign_store(store, live, f"kill {i + 1} ({moment})")
+        settled_at_kill.append(int(seen["final"].sum()))
+        moments.append(moment)
+    assert settled_at_kill[-1] < budget, "the campaign finished between kills; raise the budget"
+    proc = start_cli("resume", str(store), "--no-progress")
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        kill_driver(proc)
+    assert proc.returncode == 0, err[-3000:]
+    check_campaign_store(store, seen, "final resume")
+    assert_exactly_budget(store, budget)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.h5", "killed.toml"]
+    print(f"campaign driver killed {n_kills} times ({moments.count('startup')} during start-up); "
+          f"settled at each kill: {settled_at_kill}")
+    return settled_at_kill
+
+
+@pytest.mark.slow
+def test_sigkill_campaign_driver_thirty_times_then_resume_to_budget(tmp_path: Path) -> None:
+    # About 10 results per kill on the 2-core test machine: 600 leaves room, and the last resume is short.
+    settled = kill_campaign_driver(tmp_path, n_kills=30, seed=3, budget=600)
+    assert settled == sorted(settled) and settled[-1] > settled[0]

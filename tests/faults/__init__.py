@@ -1,0 +1,1 @@
+"""Fault-injection suite: kills, torn journals, retries, the breaker, learning from failures."""
