@@ -53,7 +53,9 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.input import Normalize
 from botorch.models.transforms.outcome import Standardize
+from botorch.optim.closures import get_loss_closure
 from botorch.optim.fit import fit_gpytorch_mll_torch
+from botorch.optim.utils import sample_all_priors
 from gpytorch.constraints import GreaterThan
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.kernels import Kernel, MaternKernel, RBFKernel
@@ -88,6 +90,8 @@ _FIT_ADAM = "adam"
 _FIT_PRIOR = "prior_defaults"
 # What a hyperparameter fit may fail with on valid data: BoTorch giving up
 # after its restarts, or a kernel matrix that is not numerically PD.
+#: Initial noise variance (standardised outputs) of the "low noise" fit start.
+_LOW_NOISE_START = 1e-3
 _FIT_FAILURES = (ModelFittingError, NotPSDError, torch.linalg.LinAlgError)
 
 
@@ -149,6 +153,15 @@ class GaussianProcess:
             ``optimizer_kwargs``).
         warm_start: start each refit from the previous fit's hyperparameters
             (a campaign refits on slowly growing data: several times faster).
+        restarts: extra L-BFGS-B fits from hyperparameters drawn from the
+            priors. Every fit also starts from the prior mode, from the prior
+            mode with little noise (learned noise only) and, with
+            ``warm_start``, from the previous fit; the best marginal likelihood
+            (with priors) wins. The likelihood is often bimodal (signal vs
+            noise): measured on Ishigami with 120-160 points, the prior-mode
+            start alone flipped between test NRMSE 0.29 and 0.52 from one refit
+            to the next, and 8 prior samples never found the better basin; the
+            low-noise start does.
 
     Attributes:
         model_: the fitted ``SingleTaskGP``; takes inputs and returns
@@ -176,6 +189,7 @@ class GaussianProcess:
         seed: int = 0,
         fit_options: Mapping[str, Any] | None = None,
         warm_start: bool = True,
+        restarts: int = 0,
     ) -> None:
         if kernel not in KERNELS:
             raise ConfigError(f"GaussianProcess: kernel = {kernel!r} is not known; choose one of {list(KERNELS)}")
@@ -211,6 +225,12 @@ class GaussianProcess:
         self.seed = seed
         self.fit_options = dict(fit_options or {})
         self.warm_start = bool(warm_start)
+        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 0:
+            raise ConfigError(
+                f"GaussianProcess: restarts = {restarts!r}; expected an integer >= 0 (extra hyperparameter "
+                "fits from starts drawn from the priors; 0 fits only from the prior mode or the previous fit)"
+            )
+        self.restarts = restarts
 
         self.model_: SingleTaskGP | None = None
         self.train_X_: Tensor | None = None
@@ -264,18 +284,43 @@ class GaussianProcess:
         return self
 
     def _fit_robustly(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[SingleTaskGP, str]:
-        """L-BFGS-B with BoTorch's restarts, then Adam, then the prior's defaults."""
-        model = self._build_model(X, Y, Yvar)
-        if self.warm_start and self.model_ is not None:
-            self._start_from_previous(model)
-        try:
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), **self.fit_options)
-            return model.eval(), _FIT_LBFGS
-        except _FIT_FAILURES as exc:
-            logger.warning(
-                "GaussianProcess: L-BFGS-B hyperparameter fit failed (%s); retrying with Adam "
-                "(fit_gpytorch_mll_torch)", exc
-            )
+        """L-BFGS-B from several starts (best marginal likelihood wins), then Adam, then the prior's defaults."""
+        starts = (["previous"] if self.warm_start and self.model_ is not None else []) + ["mode"]
+        if Yvar is None and isinstance(self.noise, str):
+            # The likelihood's two usual basins are "signal" (short lengthscales, little
+            # noise) and "noise" (long lengthscales, much noise). Measured: the prior-mode
+            # start (noise 6.7e-3) sometimes and samples from the priors (mostly long
+            # lengthscales) nearly always end in the second; the same start with noise
+            # 1e-3 found the first. The better marginal likelihood wins.
+            starts.append("low noise")
+        starts += ["prior sample"] * self.restarts
+        best: tuple[float, SingleTaskGP] | None = None
+        failure: Exception | None = None
+        for start in starts:
+            model = self._build_model(X, Y, Yvar)
+            if start == "previous":
+                self._start_from_previous(model)
+            elif start == "prior sample":
+                sample_all_priors(model)
+            elif start == "low noise":
+                model.likelihood.noise = _LOW_NOISE_START
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            try:
+                fit_gpytorch_mll(mll, **self.fit_options)
+                with torch.no_grad():
+                    # Several outputs are a batch of independent GPs: one start for all, summed.
+                    loss = float(get_loss_closure(mll.train())().sum())
+            except _FIT_FAILURES as exc:
+                failure = exc
+                continue
+            if math.isfinite(loss) and (best is None or loss < best[0]):
+                best = (loss, model)
+        if best is not None:
+            return best[1].eval(), _FIT_LBFGS
+        logger.warning(
+            "GaussianProcess: L-BFGS-B hyperparameter fit failed (%s); retrying with Adam "
+            "(fit_gpytorch_mll_torch)", failure
+        )
         # A failed attempt may leave hyperparameters anywhere: restart clean.
         model = self._build_model(X, Y, Yvar)
         try:
