@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .helpers import REPO, driver_env
+from .helpers import REPO, start_cli
 
 __all__ = ["StderrLines", "console_script", "start_driver", "write_held_workflow"]
 
@@ -91,15 +91,7 @@ def start_driver(args: Sequence[str], *, cwd: Path = REPO, env: Mapping[str, str
     Its own session: ``helpers.reap`` kills the driver's whole process group
     (its Dask nannies and workers) after the test.
     """
-    return subprocess.Popen(
-        [*console_script(), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-        env=driver_env(env),
-        start_new_session=True,
-    )
+    return start_cli(*args, env=env, cwd=cwd, command=console_script())
 
 
 class StderrLines:

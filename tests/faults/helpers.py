@@ -14,13 +14,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import psutil
 
 from surrogate_al.store import CampaignStore
+
+from .fault_sims import GATE_AFTER_ENV, GATE_DIR_ENV
 
 __all__ = [
     "FAULTS_DIR",
@@ -29,9 +31,11 @@ __all__ = [
     "cli",
     "driver_env",
     "kill_driver",
+    "kill_when_gate_holds",
     "n_final",
     "reap",
     "start_cli",
+    "unit_square_tail",
     "wait_until",
     "write_workflow",
 ]
@@ -142,6 +146,30 @@ def write_workflow(
     return path
 
 
+def unit_square_tail(cluster: str) -> str:
+    """The end of a hand-written workflow: inputs x1, x2 in [0, 1], random proposals, a ``[cluster]``.
+
+    Args:
+        cluster: the ``[cluster]`` table's lines (not indented).
+
+    Returns:
+        TOML text from ``[simulator.inputs]`` on, ending in a newline; what
+        comes before it ends the ``[simulator]`` table and a blank line.
+    """
+    return textwrap.dedent(
+        """\
+        [simulator.inputs]
+        x1 = { low = 0.0, high = 1.0 }
+        x2 = { low = 0.0, high = 1.0 }
+
+        [acquisition]
+        policy = "random"
+
+        [cluster]
+        """
+    ) + textwrap.dedent(cluster).strip("\n") + "\n"
+
+
 def driver_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a driver: ``fault_sims`` importable there and on its workers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTS_")}
@@ -164,14 +192,26 @@ def cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 600) 
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def start_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start ``surrogate-al ARGS`` as a driver in a new session (its workers share its process group)."""
+def start_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO,
+    command: Sequence[str] = (sys.executable, "-m", "surrogate_al.cli"),
+) -> subprocess.Popen[str]:
+    """Start ``surrogate-al ARGS`` as a driver in a new session (its workers share its process group).
+
+    Args:
+        args: the CLI's arguments.
+        env: extra environment variables (see :func:`driver_env`).
+        cwd: the driver's working directory.
+        command: how to call the CLI; default ``python -m surrogate_al.cli`` of this interpreter.
+    """
     return subprocess.Popen(
-        [sys.executable, "-m", "surrogate_al.cli", *args],
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
         env=driver_env(env),
         start_new_session=True,
     )
@@ -222,6 +262,30 @@ def kill_driver(proc: subprocess.Popen[str]) -> int:
     if proc.stderr is not None:
         proc.stderr.close()
     return proc.returncode
+
+
+def kill_when_gate_holds(wf: Path, gate: Path, *, after: int, batch: int) -> int:
+    """Run the campaign ``wf`` (simulator ``fault_sims:gated_branin``) and SIGKILL its driver mid-campaign.
+
+    The gate (the existing directory ``gate``) lets ``after`` calls through;
+    the driver is killed alone (:func:`kill_driver`) once its store ``<wf
+    stem>.h5`` holds ``after`` results and the next ``batch`` calls wait at
+    the gate.
+
+    Returns:
+        The driver's return code (``-9`` when the kill, not an exit, ended it).
+    """
+    store = wf.with_suffix(".h5")
+    proc = start_cli("run", str(wf), "--no-progress", env={GATE_DIR_ENV: str(gate), GATE_AFTER_ENV: str(after)})
+    try:
+        wait_until(
+            f"the batch after result {after} to hang",
+            lambda: len(list(gate.glob("blocked-*"))) == batch and n_final(store) >= after,
+            proc,
+        )
+    finally:
+        rc = kill_driver(proc)
+    return rc
 
 
 def n_final(store: Path) -> int:

@@ -27,31 +27,20 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from script_helpers import INTEGRATION_SCRIPTS, behave
 
 from surrogate_al.campaign import FAILED_STATUSES, Campaign
 from surrogate_al.simulation import TAIL_BYTES, ScriptSimulator
 from surrogate_al.store import CampaignStore
 
-INTEGRATION_SCRIPTS = Path(__file__).resolve().parents[1] / "integration" / "scripts"
+from .helpers import unit_square_tail
+
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 BAD_OUTPUT = SCRIPTS / "bad_output.py"
-BEHAVE = str(INTEGRATION_SCRIPTS / "behave.py")
 PY = sys.executable
 INPUTS = {"x1": 1.5, "x2": 0.25}
 Y, Z = 1.5**2 + 0.25, 1.5 - 0.25
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
-def behave(root: Path, mode: str, **kwargs: object) -> ScriptSimulator:
-    """A simulator around behave.py in the given mode (JSON in, JSON out by default)."""
-    args: dict[str, object] = {"output_names": ["y", "z"], "workdir_root": root}
-    args.update(kwargs)
-    return ScriptSimulator([PY, BEHAVE, mode, "{input}", "{output}"], ["x1", "x2"], **args)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,18 +150,9 @@ def _workflow(directory: Path, *, modes: str, budget: int, output_format: str) -
             retries = 0
             outputs = ["y"]
 
-            [simulator.inputs]
-            x1 = {{ low = 0.0, high = 1.0 }}
-            x2 = {{ low = 0.0, high = 1.0 }}
-
-            [acquisition]
-            policy = "random"
-
-            [cluster]
-            kind = "local"
-            workers = 2
             """
         )
+        + unit_square_tail('kind = "local"\nworkers = 2')
     )
     if output_format == "keyvalue":  # read the outputs from stdout: no output file
         path.write_text(path.read_text().replace('output_filename = "output.json"\n', "").replace(', "{output}"', ""))

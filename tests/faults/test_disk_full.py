@@ -39,6 +39,7 @@ import numpy as np
 import psutil
 import pytest
 
+import surrogate_al
 from surrogate_al.store import FORMAT, CampaignStore
 
 from .held import console_script, start_driver, write_held_workflow
@@ -174,7 +175,10 @@ def _run_out_of_space(tmp_path: Path, disk: _Tmpfs | _FileSizeLimit) -> None:
     # A clean stop: non-zero, one error line naming the store and the cause, no traceback.
     print(f"[{disk.kind}] driver exit {driver.returncode}; stderr:\n{err}")
     assert driver.returncode == 1
-    assert "Traceback" not in err and "campaign completed" not in out
+    # Under load a Dask worker process (whose stderr is the driver's) can log its failed heartbeat
+    # to the scheduler being shut down, with a traceback of distributed's own frames: that is
+    # Dask's log, not the CLI's report. No frame of ours may appear.
+    assert 'File "' + str(Path(surrogate_al.__file__).parent) not in err and "campaign completed" not in out
     lines = err.strip().splitlines()
     errors = [line for line in lines if line.startswith("surrogate-al: error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], err

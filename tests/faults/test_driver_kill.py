@@ -33,16 +33,7 @@ import torch
 from surrogate_al.factory import restore_surrogate
 from surrogate_al.store import CampaignStore
 
-from .fault_sims import GATE_AFTER_ENV, GATE_DIR_ENV
-from .helpers import (
-    assert_exactly_budget,
-    cli,
-    kill_driver,
-    n_final,
-    start_cli,
-    wait_until,
-    write_workflow,
-)
+from .helpers import assert_exactly_budget, cli, kill_when_gate_holds, write_workflow
 
 BATCH = 2
 
@@ -71,15 +62,7 @@ def killed_run(directory: Path, gate: Path, *, budget: int, kill_after: int, des
     wf = _workflow(directory, budget, design_size)
     store = wf.with_suffix(".h5")
     gate.mkdir()
-    proc = start_cli("run", str(wf), "--no-progress", env={GATE_DIR_ENV: str(gate), GATE_AFTER_ENV: str(kill_after)})
-    try:
-        wait_until(
-            f"the batch after result {kill_after} to hang",
-            lambda: len(list(gate.glob("blocked-*"))) == BATCH and n_final(store) >= kill_after,
-            proc,
-        )
-    finally:
-        rc = kill_driver(proc)
+    rc = kill_when_gate_holds(wf, gate, after=kill_after, batch=BATCH)
     assert rc == -9, "the driver was not ended by the kill"
     with CampaignStore.open(store, mode="r") as st:
         assert len(st.final_runs()) == kill_after, f"the store held {len(st.final_runs())} results at the kill"

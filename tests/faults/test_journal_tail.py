@@ -25,16 +25,7 @@ import pytest
 
 from surrogate_al.store import CampaignStore
 
-from .fault_sims import GATE_AFTER_ENV, GATE_DIR_ENV
-from .helpers import (
-    assert_exactly_budget,
-    cli,
-    kill_driver,
-    n_final,
-    start_cli,
-    wait_until,
-    write_workflow,
-)
+from .helpers import assert_exactly_budget, cli, kill_when_gate_holds, write_workflow
 
 BUDGET = 14
 DESIGN = 8  # the design is one batch; the gate then holds the first batch of the policy
@@ -50,12 +41,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     store = wf.with_suffix(".h5")
     gate = tmp_path_factory.mktemp("gate")
-    proc = start_cli("run", str(wf), "--no-progress", env={GATE_DIR_ENV: str(gate), GATE_AFTER_ENV: str(DESIGN)})
-    try:
-        wait_until("the second batch to hang",
-                   lambda: len(list(gate.glob("blocked-*"))) == 2 and n_final(store) >= DESIGN, proc)
-    finally:
-        kill_driver(proc)
+    kill_when_gate_holds(wf, gate, after=DESIGN, batch=2)
     assert Path(f"{store}.journal").exists(), "the kill left no journal to damage"
     return root
 

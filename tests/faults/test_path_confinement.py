@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from script_helpers import BEHAVE, INTEGRATION_SCRIPTS, behave
 
 from surrogate_al.campaign import Campaign
 from surrogate_al.config import load_workflow
@@ -39,23 +40,9 @@ from surrogate_al.factory import build_simulator
 from surrogate_al.simulation import ScriptSimulator
 from surrogate_al.store import CampaignStore
 
-INTEGRATION_SCRIPTS = Path(__file__).resolve().parents[1] / "integration" / "scripts"
 CONFINE = str(Path(__file__).resolve().parent / "scripts" / "confine.py")
-BEHAVE = str(INTEGRATION_SCRIPTS / "behave.py")
 PY = sys.executable
 INPUTS = {"x1": 1.5, "x2": 0.25}
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
-def behave(root: Path, mode: str, **kwargs: object) -> ScriptSimulator:
-    """A simulator around behave.py in the given mode (JSON in, JSON out by default)."""
-    args: dict[str, object] = {"output_names": ["y", "z"], "workdir_root": root}
-    args.update(kwargs)
-    return ScriptSimulator([PY, BEHAVE, mode, "{input}", "{output}"], ["x1", "x2"], **args)  # type: ignore[arg-type]
 
 
 def _files(directory: Path) -> set[Path]:

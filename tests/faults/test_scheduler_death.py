@@ -33,7 +33,7 @@ import pytest
 
 from surrogate_al.store import CampaignStore
 
-from .helpers import REPO, assert_exactly_budget, cli, n_final, reap, start_cli, wait_until
+from .helpers import REPO, assert_exactly_budget, cli, n_final, reap, start_cli, unit_square_tail, wait_until
 
 PY = sys.executable
 
@@ -111,18 +111,9 @@ def test_scheduler_killed_mid_batch_driver_stops_cleanly_and_resume_completes(tm
             outputs = ["y"]
             fixed_inputs = {{ median = 1.0, spread = 1.5 }}
 
-            [simulator.inputs]
-            x1 = {{ low = 0.0, high = 1.0 }}
-            x2 = {{ low = 0.0, high = 1.0 }}
-
-            [acquisition]
-            policy = "random"
-
-            [cluster]
-            kind = "address"
-            address = "{address}"
             """
         )
+        + unit_square_tail(f'kind = "address"\naddress = "{address}"')
     )
     dask_procs: list[subprocess.Popen[bytes]] = []
     driver = None

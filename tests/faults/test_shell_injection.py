@@ -46,11 +46,6 @@ HOSTILE = {
 }
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
 def _assert_nothing_ran(*dirs: Path) -> None:
     """No PWNED* file under any of ``dirs`` (recursively) nor in the starting cwd; ``x`` still there."""
     for d in dirs:

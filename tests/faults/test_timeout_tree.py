@@ -22,14 +22,11 @@ from surrogate_al.campaign import Campaign
 from surrogate_al.simulation import ScriptSimulator
 from surrogate_al.store import CampaignStore
 
+from .helpers import unit_square_tail
+
 INTEGRATION_SCRIPTS = Path(__file__).resolve().parents[1] / "integration" / "scripts"
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 PY = sys.executable
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
 
 
 def _alive(pid: int) -> bool:
@@ -113,18 +110,9 @@ def test_timeout_in_a_campaign_kills_the_tree_and_the_worker_takes_the_next_run(
             retries = 0
             outputs = ["y"]
 
-            [simulator.inputs]
-            x1 = {{ low = 0.0, high = 1.0 }}
-            x2 = {{ low = 0.0, high = 1.0 }}
-
-            [acquisition]
-            policy = "random"
-
-            [cluster]
-            kind = "local"
-            workers = 1
             """
         )
+        + unit_square_tail('kind = "local"\nworkers = 1')
     )
     campaign = Campaign.from_workflow(wf)
     try:

@@ -11,47 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from faults.helpers import REPO, n_final, start_cli
+from faults.helpers import write_workflow as write_faults_workflow
 
 from surrogate_al.store import CampaignStore
 
-REPO = Path(__file__).resolve().parents[2]
-
-WORKFLOW = """
-[campaign]
-name = "{name}"
-budget = {budget}
-concurrency = 2
-mode = "{mode}"
-initial_design = {{ size = 6, kind = "sobol" }}
-seed = {seed}
-store = "{store}"
-
-[simulator]
-kind = "python"
-function = "simulators.branin:run"
-outputs = ["y"]
-
-[simulator.inputs]
-x1 = {{ low = -5.0, high = 10.0 }}
-x2 = {{ low = 0.0, high = 15.0 }}
-
-[surrogate]
-kind = "gp"
-
-[acquisition]
-raw_samples = 256
-restarts = 4
-
-[cluster]
-kind = "local"
-workers = 2
-"""
-
 
 def write_workflow(tmp_path: Path, *, name: str = "e2e", budget: int = 20, mode: str = "async", seed: int = 0) -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(WORKFLOW.format(name=name, budget=budget, mode=mode, seed=seed, store=f"{name}.h5"))
-    return path
+    """A Branin campaign (``simulators.branin:run``, a 6-point design, 2 local workers) in ``<name>.toml``."""
+    return write_faults_workflow(
+        tmp_path, name=name, budget=budget, mode=mode, seed=seed, design_size=6, function="simulators.branin:run"
+    )
 
 
 def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -62,25 +32,6 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         timeout=timeout,
         cwd=REPO,
     )
-
-
-def start_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "surrogate_al.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        start_new_session=True,  # so the kill reaches the driver's Dask workers too
-    )
-
-
-def n_final(store: Path) -> int:
-    try:
-        with CampaignStore.open(store, mode="r") as st:
-            return len(st.final_runs())
-    except Exception:  # the store may not exist yet or be mid-creation
-        return 0
 
 
 def wait_for_final(store: Path, n: int, proc: subprocess.Popen[str], timeout: float = 180) -> None:

@@ -15,26 +15,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from script_helpers import BEHAVE, behave
 
 from surrogate_al.simulation import PythonSimulator, ScriptSimulator, SimulationResult
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-BEHAVE = str(SCRIPTS / "behave.py")
 PY = sys.executable
 INPUTS = {"x1": 1.5, "x2": 0.25}
 Y, Z = 1.5**2 + 0.25, 1.5 - 0.25
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
-def behave(root: Path, mode: str, **kwargs: object) -> ScriptSimulator:
-    """A simulator around behave.py in the given mode (JSON in, JSON out by default)."""
-    args: dict[str, object] = {"output_names": ["y", "z"], "workdir_root": root}
-    args.update(kwargs)
-    return ScriptSimulator([PY, BEHAVE, mode, "{input}", "{output}"], ["x1", "x2"], **args)  # type: ignore[arg-type]
 
 
 def _alive(pid: int) -> bool:
