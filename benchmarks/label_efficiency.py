@@ -391,7 +391,7 @@ def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool
 #: (default vs Sobol) first, so a run stopped early still answers it on every problem.
 TIERS: tuple[tuple[str, ...], ...] = (
     ("sobol", "default-gp"),
-    ("random", "lhs", "qnipv", "variance"),
+    ("qnipv", "random", "lhs", "variance"),
     ("no-diversity", "no-annealing", "topq"),
     ("sobol-ensemble", "default-ensemble"),
 )
