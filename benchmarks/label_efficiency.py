@@ -528,7 +528,7 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    colours = dict(zip(METHODS, plt.get_cmap("tab20").colors))
+    colours = dict(zip(METHODS, (*plt.get_cmap("tab10").colors, "black")))
     for problem, by_q in result["curves"].items():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for q, methods in sorted(by_q.items(), reverse=True):
@@ -541,6 +541,9 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
                     ax.fill_between(cur["runs"], cur["q25"], cur["q75"], color=colours.get(method), alpha=0.12)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        budgets = PROBLEMS[problem].budgets
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
         ax.set_xlabel("simulator runs")
         ax.set_ylabel("test NRMSE (median over seeds, IQR band)")
         ax.set_title(f"{problem}")
