@@ -71,10 +71,6 @@ class Problem:
     small: bool = False  # small problems also run in q = 1 mode
     physics: bool = False
 
-    @property
-    def largest(self) -> int:
-        return self.budgets[-1]
-
 
 PROBLEMS: dict[str, Problem] = {
     p.name: p
@@ -292,7 +288,8 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
 
     spec = METHODS[method]
     test = test_set(problem, test_size)
-    d = _load(problem).INPUTS.dim
+    space = _load(problem).INPUTS
+    d = space.dim
     counts = ladder(budgets)
     top = counts[-1]
     t_start = time.perf_counter()
@@ -304,9 +301,9 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         if spec.design == "lhs":
             # Latin hypercubes do not nest: a fresh one per size, at the budgets only (each costs n runs).
             counts = [n for n in counts if n in budgets]
-            designs = {n: _load(problem).INPUTS.design_unit("lhs", n, seed=rng_seed + n) for n in counts}
+            designs = {n: space.design_unit("lhs", n, seed=rng_seed + n) for n in counts}
         else:
-            full = _load(problem).INPUTS.design_unit(spec.design, top, seed=rng_seed)  # type: ignore[arg-type]
+            full = space.design_unit(spec.design, top, seed=rng_seed)  # type: ignore[arg-type]
             designs = {n: full[:n] for n in counts}
         cache: dict[bytes, tuple[NDArray[np.float64], bool]] = {}
         for n in counts:
@@ -324,7 +321,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         surrogate = make_model(spec.surrogate, d, seed)
         policy = make_policy(spec.policy, surrogate, seed=seed, **_schedule(spec.options))  # type: ignore[arg-type]
         n0 = max(2 * d + 2, 8)
-        U_all = _load(problem).INPUTS.design_unit("sobol", n0, seed=seed)
+        U_all = space.design_unit("sobol", n0, seed=seed)
         Y_all, ok_all = evaluate(problem, U_all)
         pending_counts = list(counts)
         while True:
@@ -614,8 +611,7 @@ def markdown(result: dict[str, Any]) -> str:
             if method == "default-ensemble":
                 ens, sob = curves[problem]["8"].get("default-ensemble"), curves[problem]["8"].get("sobol-ensemble")
                 if ens and sob:
-                    worst = max(e / sob["median"][sob["runs"].index(n)] for n, e in zip(ens["runs"], ens["median"])
-                                if n in sob["runs"] and n >= 40 and n in BASE_BUDGETS + (320,))
+                    worst = max(v for k, v in _ratios(ens, sob).items() if int(k) >= 40)
                     row.append(f"{worst:.2f}")
                 else:
                     row.append("—")
@@ -623,7 +619,6 @@ def markdown(result: dict[str, Any]) -> str:
                 row.append("—")
             else:
                 row.append("not reached" if frac is None else f"{frac:.0%}")
-        # reorder: gp ratio, gp frac, ens ratio, ens vs sobol-ens, qnipv ratio, qnipv frac
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     result["median_fraction"] = {}
