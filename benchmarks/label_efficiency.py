@@ -55,6 +55,9 @@ FIGURES = Path("docs/figures/label_efficiency")
 
 #: Bumped whenever a change makes earlier cells incomparable (they are then re-run).
 CELL_VERSION = 2
+#: Bumped whenever surrogate_al's default policy changes: only the cells of methods built
+#: on it are then re-run (3: integrated-variance information term instead of log-det).
+DEFAULT_POLICY_VERSION = 3
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)
@@ -110,6 +113,18 @@ class Method:
     @property
     def adaptive(self) -> bool:
         return self.policy is not None
+
+    @property
+    def policy_version(self) -> int | None:
+        """:data:`DEFAULT_POLICY_VERSION` for methods built on the default policy, else None."""
+        return DEFAULT_POLICY_VERSION if self.policy == "default" else None
+
+
+def is_current(cell: dict[str, Any], test_size: int) -> bool:
+    """Whether a stored cell was made with the current code and settings (else it is re-run / ignored)."""
+    method = METHODS.get(cell.get("method", ""))
+    return (method is not None and cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
+            and cell.get("policy_version") == method.policy_version)
 
 
 #: qNIPV settings for the benchmark: BoTorch's joint q-batch optimisation with the
@@ -284,6 +299,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")  # BoTorch/GPyTorch numerical warnings; the errors are measured anyway
     from surrogate_al.data import Dataset
+    from surrogate_al.factory import default_initial_design_size
     from surrogate_al.policy import make_policy
 
     spec = METHODS[method]
@@ -320,7 +336,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     else:
         surrogate = make_model(spec.surrogate, d, seed)
         policy = make_policy(spec.policy, surrogate, seed=seed, **_schedule(spec.options))  # type: ignore[arg-type]
-        n0 = max(2 * d + 2, 8)
+        n0 = default_initial_design_size(d)
         U_all = space.design_unit("sobol", n0, seed=seed)
         Y_all, ok_all = evaluate(problem, U_all)
         pending_counts = list(counts)
@@ -344,6 +360,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         failed = int((~ok_all).sum())
     return {
         "version": CELL_VERSION,
+        "policy_version": spec.policy_version,
         "problem": problem,
         "method": method,
         "seed": seed,
@@ -380,8 +397,7 @@ def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool
         cell = json.loads(path.read_text())
     except json.JSONDecodeError:
         return False
-    return (cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
-            and max(cell.get("runs", [0])) >= max(budgets))
+    return is_current(cell, test_size) and max(cell.get("runs", [0])) >= max(budgets)
 
 
 #: Order in which a run works through the methods: the comparison the claims rest on
@@ -443,7 +459,7 @@ def load_cells(root: Path, test_size: int) -> list[dict[str, Any]]:
     cells = []
     for path in sorted((root / "cells").glob("*.json")):
         cell = json.loads(path.read_text())
-        if cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size:
+        if is_current(cell, test_size):
             cells.append(cell)
     return cells
 

@@ -1008,6 +1008,9 @@ class AcquisitionSpec(BaseModel):
     candidates: ExistingFile | None = Field(default=None, description="CSV or .npy file of candidate inputs (pool)")
     lambda_schedule: LambdaScheduleSpec = Field(default_factory=LambdaScheduleSpec)
     batch: Literal["greedy", "topq"] = Field(default="greedy", description="batch selection")
+    information: Literal["variance", "logdet"] = Field(
+        default="variance", description="information term of the greedy batch objective"
+    )
     raw_samples: StrictInt = Field(default=1024, ge=1, description="random starts screened by the optimiser")
     restarts: StrictInt = Field(default=8, ge=1, description="gradient restarts of the optimiser")
     feasibility: StrictBool = Field(default=True, description="learn where the simulator fails and avoid it")

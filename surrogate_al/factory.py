@@ -23,6 +23,7 @@ __all__ = [
     "build_surrogate",
     "surrogate_options",
     "build_policy",
+    "default_initial_design_size",
     "initial_design_size",
     "load_points_file",
     "load_validation",
@@ -80,10 +81,15 @@ def build_surrogate(spec: Any, d: int) -> Any:
     return make_surrogate(spec.surrogate.kind, **surrogate_options(spec, d))
 
 
+def default_initial_design_size(d: int) -> int:
+    """Runs in the initial design when the workflow does not say: ``max(2 d + 2, 8)`` for ``d`` inputs."""
+    return max(2 * d + 2, 8)
+
+
 def initial_design_size(spec: Any, d: int) -> int:
-    """Runs in the initial design: ``initial_design.size``, else ``max(2 d + 2, 8)``, capped at the budget."""
+    """Runs in the initial design: ``initial_design.size``, else :func:`default_initial_design_size`, capped at the budget."""
     c = spec.campaign
-    size = c.initial_design.size if c.initial_design.size is not None else max(2 * d + 2, 8)
+    size = c.initial_design.size if c.initial_design.size is not None else default_initial_design_size(d)
     return int(min(size, c.budget))
 
 
@@ -106,6 +112,7 @@ def build_policy(spec: Any, space: InputSpace) -> Any:
             candidates=space.to_unit(load_points_file(acq.candidates, space)) if acq.mode == "pool" else None,
             schedule=schedule,
             batch=acq.batch,
+            information=acq.information,
             raw_samples=acq.raw_samples,
             restarts=acq.restarts,
             feasibility=acq.feasibility,

@@ -62,7 +62,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import qmc
 from torch import Tensor
 
-from surrogate_al.acquisition.batch import BatchObjective, greedy_pool, greedy_synthesis
+from surrogate_al.acquisition.batch import INFORMATION_TERMS, BatchObjective, greedy_pool, greedy_synthesis
 from surrogate_al.acquisition.feasibility import FeasibilityModel
 from surrogate_al.acquisition.schedules import (
     DEFAULT_SCHEDULE,
@@ -522,6 +522,10 @@ class Policy(_ModelPolicy):
         reference_size: size of the reference set.
         maxiter: L-BFGS-B iteration cap per synthesis.
         output_weights: optional ``m`` non-negative weights of the outputs.
+        information: the batch objective's information term: ``"variance"``
+            (integrated variance reduction over the reference set, default)
+            or ``"logdet"`` (mutual information of the batch); see
+            :mod:`surrogate_al.acquisition.batch`.
 
     Attributes:
         feasibility_: the fitted :class:`FeasibilityModel`, or None.
@@ -546,8 +550,15 @@ class Policy(_ModelPolicy):
         reference_size: int = 1024,
         maxiter: int = 200,
         output_weights: ArrayLike | None = None,
+        information: str = "variance",
     ) -> None:
         super().__init__(surrogate, seed=seed)
+        if information not in INFORMATION_TERMS:
+            raise ConfigError(
+                f"information = {information!r}; expected one of {', '.join(INFORMATION_TERMS)} "
+                "(integrated variance reduction, or the batch's log-det mutual information)"
+            )
+        self.information = information
         if mode not in ("synthesis", "pool"):
             raise ConfigError(f"mode = {mode!r}; expected 'synthesis' (optimise over the box) or 'pool'")
         if batch not in ("greedy", "topq"):
@@ -672,7 +683,7 @@ class Policy(_ModelPolicy):
                 X_labelled=labelled, output_weights=self.output_weights, lengthscale=spacing,
                 feasibility=None if feas is None else feas.predict_proba,
                 reference_variances=(uncertainty.reference_epistemic_, uncertainty.reference_aleatoric_),
-                noise=uncertainty.noise_,
+                noise=uncertainty.noise_, information=self.information,
             )
             self.last_objective_ = objective
             if self.mode == "synthesis":

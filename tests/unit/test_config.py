@@ -244,6 +244,7 @@ def test_top_level_must_be_a_table_and_workflow_dir_is_not_settable() -> None:
         ({"surrogate": {"gpu": True}}, "surrogate.gpu", "no worker of the local cluster has a GPU"),
         ({"acquisition": {"candidates": __file__}}, "acquisition.candidates", "only used when mode = 'pool'"),
         ({"acquisition": {"restarts": 0}}, "acquisition.restarts", "must be >= 1"),
+        ({"acquisition": {"information": "d-optimal"}}, "acquisition.information", "expected one of 'variance', 'logdet'"),
         ({"cluster": {"memory_limit": "lots"}}, "cluster.memory_limit", "not a memory size"),
         ({"cluster": {"dashboard": True}}, "cluster.dashboard", "expected false (no dashboard) or 'HOST:PORT'"),
         ({"cluster": {"dashboard": "127.0.0.1:99999"}}, "cluster.dashboard", "'HOST:PORT'"),
@@ -348,11 +349,21 @@ def test_complete_workflow_parses_with_every_value(tmp_path: Path) -> None:
     assert sur.options == {"num_members": 4, "hidden_layers": (32, 32)}
     assert (acq.policy, acq.mode, acq.candidates) == ("default", "pool", tmp_path / "candidates.csv")
     assert acq.lambda_schedule == LambdaScheduleSpec(kind="linear", start=0.1, end=1.0)
-    assert (acq.batch, acq.raw_samples, acq.restarts, acq.feasibility) == ("topq", 256, 4, False)
+    assert (acq.batch, acq.information, acq.raw_samples, acq.restarts, acq.feasibility) == ("topq", "logdet", 256, 4, False)
     assert (cl.kind, cl.workers, cl.threads_per_worker, cl.processes, cl.memory_limit) == ("local", 3, 2, False, "2GB")
     assert (cl.dashboard, cl.host, cl.worker_gpus, cl.tls) == ("127.0.0.1:8787", "localhost", 1, "temporary")
     assert spec.validation == ValidationSpec(file=tmp_path / "validation.csv")
     assert spec.workflow_dir == tmp_path
+
+
+def test_acquisition_settings_reach_the_policy(tmp_path: Path) -> None:
+    from surrogate_al.factory import build_policy
+
+    spec = load_workflow(write_complete(tmp_path))
+    policy = build_policy(spec, spec.space())
+    assert (policy.mode, policy.batch, policy.information, policy.raw_samples, policy.restarts, policy.feasibility) == (
+        "pool", "topq", "logdet", 256, 4, False)
+    assert policy.candidates.shape == (2, 3)
 
 
 def test_complete_workflow_round_trips_through_plain_data(tmp_path: Path) -> None:
@@ -403,6 +414,7 @@ def test_minimal_workflow_gets_every_default() -> None:
         candidates=None,
         lambda_schedule=LambdaScheduleSpec(kind="cosine", start=0.3, end=0.9),
         batch="greedy",
+        information="variance",
         raw_samples=1024,
         restarts=8,
         feasibility=True,

@@ -18,7 +18,8 @@ from benchmarks import label_efficiency as le
 
 
 def _cell(problem: str, method: str, seed: int, runs: list[int], nrmse: list[float]) -> dict:
-    return {"version": le.CELL_VERSION, "problem": problem, "method": method, "seed": seed, "q": 8,
+    return {"version": le.CELL_VERSION, "policy_version": le.METHODS[method].policy_version,
+            "problem": problem, "method": method, "seed": seed, "q": 8,
             "test_size": 1000, "runs": runs, "nrmse": nrmse, "failed_runs": 0, "propose_seconds": 1.0,
             "seconds": 2.0}
 
@@ -45,6 +46,20 @@ def test_plan_puts_the_headline_comparison_first_and_q1_only_on_small_problems()
     assert q1 and {c[0] for c in q1} == {"branin"} and all(max(c[4]) <= 80 for c in q1)
     hartmann = [c for c in cells if c[0] == "hartmann6"]
     assert all(c[4] == (20, 40, 80, 160, 320) for c in hartmann)
+
+
+def test_a_change_of_the_default_policy_reruns_only_the_cells_built_on_it(tmp_path: Path) -> None:
+    runs, curve = [20, 28, 40], [0.3, 0.2, 0.1]
+    stale = _cell("branin", "default-gp", 0, runs, curve) | {"policy_version": le.DEFAULT_POLICY_VERSION - 1}
+    cells = [_cell("branin", "sobol", 0, runs, curve), _cell("branin", "qnipv", 0, runs, curve),
+             _cell("branin", "default-gp", 1, runs, curve), stale]
+    (tmp_path / "cells").mkdir()
+    for i, cell in enumerate(cells):
+        (tmp_path / "cells" / f"{i}.json").write_text(json.dumps(cell))
+    assert [(c["method"], c["seed"]) for c in le.load_cells(tmp_path, 1000)] == [
+        ("sobol", 0), ("qnipv", 0), ("default-gp", 1)]
+    assert not le.is_current(stale, 1000)
+    assert not le.is_current(cells[0], 500)  # another test-set size
 
 
 def test_aggregate_gives_medians_ratios_and_fraction_of_runs() -> None:
