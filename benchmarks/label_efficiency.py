@@ -143,11 +143,13 @@ METHODS: dict[str, Method] = {
         Method("default-gp", policy="default"),
         Method("default-ensemble", policy="default", surrogate="ensemble"),
         Method("sobol-ensemble", design="sobol", surrogate="ensemble"),
-        # Ablations of the default (GP): pure information gain, λ held at the
-        # default schedule's midpoint, and no conditioning inside a batch.
+        # Ablations of the default (GP): pure information term, λ held at the
+        # default schedule's midpoint, no conditioning inside a batch, and the
+        # log-det information term (the default until policy version 3).
         Method("no-diversity", policy="default", options={"schedule": ("constant", 1.0, 1.0)}),
         Method("no-annealing", policy="default", options={"schedule": ("constant", 0.6, 0.6)}),
         Method("topq", policy="default", options={"batch": "topq"}),
+        Method("logdet", policy="default", options={"information": "logdet"}),
     )
 }
 
@@ -405,7 +407,7 @@ def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool
 TIERS: tuple[tuple[str, ...], ...] = (
     ("sobol", "default-gp"),
     ("qnipv", "random", "lhs", "variance"),
-    ("no-diversity", "no-annealing", "topq"),
+    ("no-diversity", "no-annealing", "topq", "logdet"),
     ("sobol-ensemble", "default-ensemble"),
 )
 

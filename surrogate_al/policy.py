@@ -495,7 +495,7 @@ class Policy(_ModelPolicy):
        and :mod:`surrogate_al.acquisition.batch`).
     3. ``batch="greedy"``: ``n`` points by greedy maximisation of ``F_λ`` given
        the pending points (synthesised per step, or lazy greedy over the
-       pool). Besides the pending runs, the information gain also conditions
+       pool). Besides the pending runs, the information term also conditions
        on labelled points the surrogate has not been fitted on yet and on
        failed points (a failed region yields no data, so its uncertainty is
        not reducible by more queries); coverage counts labelled, failed and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,21 @@ from surrogate_al.store import CampaignStore
 def _one_torch_thread() -> None:
     """Small fits run ~10x faster on one thread than on two contended ones (2-core CI)."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_drivers() -> None:
+    """Let the CLI drivers the tests start receive Ctrl-C (SIGINT) as from a terminal.
+
+    A test run started in the background of a non-interactive shell
+    (``pytest &``, ``nohup``, some CI runners) inherits SIGINT as *ignored*,
+    and an ignored signal stays ignored across fork and exec: every driver
+    would then shrug off the SIGINT that the interruption tests send and run
+    to completion. A Python-level handler is reset to the default on exec, so
+    installing Python's own handler here gives the children the default.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

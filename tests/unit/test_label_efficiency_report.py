@@ -96,7 +96,7 @@ def test_one_real_cell_on_branin_and_the_report_files(tmp_path: Path, monkeypatc
     path = le.cell_path(root, "branin", "default-gp", 0, 8)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(cell))
-    sobol = dict(cell, method="sobol", nrmse=[cell["nrmse"][0] * 2])
+    sobol = dict(cell, method="sobol", policy_version=None, nrmse=[cell["nrmse"][0] * 2])
     le.cell_path(root, "branin", "sobol", 0, 8).write_text(json.dumps(sobol))
     result = le.report(root, 200, tmp_path / "figures")
     assert (root / "label_efficiency.json").exists() and (root / "label_efficiency.md").exists()
