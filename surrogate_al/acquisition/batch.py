@@ -32,9 +32,10 @@ runs ``P`` (already in the set: every marginal gain is computed given
   ``var(x | S) = k(x, x) − k(x, S)(K(S) + ε I)⁻¹ k(S, x)`` (matrix
   determinant lemma). Its maxima are where the variance is largest, which
   with a stationary kernel means the boundary of the box: on Ishigami 24 %
-  of its points lay within 0.02 of a face (11.5 % for uniform points), the
-  reason it lost to the variance term in the label-efficiency benchmark
-  (docs/benchmarks.md).
+  of its points lay within 0.02 of a face (11.5 % for uniform points). In
+  the label-efficiency benchmark the variance term's error at the largest
+  budget is 10-25 % lower on the problems with d >= 4 whose error still
+  falls fast, and level elsewhere (docs/benchmarks.md).
 
 * **Coverage** ``Cov(S) = (1/|R|) Σ_{r∈R} max(c_r, max_{s∈S} sim(r, s)) − Σ c_r/|R|``,
   a facility-location function over a reference set ``R`` (Sobol points in
