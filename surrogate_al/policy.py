@@ -62,7 +62,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import qmc
 from torch import Tensor
 
-from surrogate_al.acquisition.batch import INFORMATION_TERMS, BatchObjective, greedy_pool, greedy_synthesis
+from surrogate_al.acquisition.batch import BatchObjective, check_information, greedy_pool, greedy_synthesis
 from surrogate_al.acquisition.feasibility import FeasibilityModel
 from surrogate_al.acquisition.schedules import (
     DEFAULT_SCHEDULE,
@@ -553,12 +553,7 @@ class Policy(_ModelPolicy):
         information: str = "variance",
     ) -> None:
         super().__init__(surrogate, seed=seed)
-        if information not in INFORMATION_TERMS:
-            raise ConfigError(
-                f"information = {information!r}; expected one of {', '.join(INFORMATION_TERMS)} "
-                "(integrated variance reduction, or the batch's log-det mutual information)"
-            )
-        self.information = information
+        self.information = check_information(information)
         if mode not in ("synthesis", "pool"):
             raise ConfigError(f"mode = {mode!r}; expected 'synthesis' (optimise over the box) or 'pool'")
         if batch not in ("greedy", "topq"):

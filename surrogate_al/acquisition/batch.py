@@ -150,6 +150,7 @@ __all__ = [
     "INFORMATION_TERMS",
     "BatchObjective",
     "BatchResult",
+    "check_information",
     "greedy_pool",
     "greedy_synthesis",
     "information_gain",
@@ -163,6 +164,16 @@ _JITTER = 1e-12
 INFORMATION_TERMS = ("variance", "logdet")
 #: Reference points over which the variance reduction is averaged (a Sobol prefix is balanced).
 _VARIANCE_REFERENCE = 256
+
+
+def check_information(value: str) -> str:
+    """Return ``value`` if it names an information term, else raise :class:`ConfigError`."""
+    if value not in INFORMATION_TERMS:
+        raise ConfigError(
+            f"information = {value!r}; expected one of {', '.join(INFORMATION_TERMS)} "
+            "(integrated variance reduction, or the batch's log-det mutual information)"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -275,11 +286,7 @@ class BatchObjective:
         information: str = "variance",
         variance_reference_size: int = _VARIANCE_REFERENCE,
     ) -> None:
-        if information not in INFORMATION_TERMS:
-            raise ConfigError(
-                f"information = {information!r}; expected 'variance' (integrated variance reduction) "
-                "or 'logdet' (mutual information of the batch)"
-            )
+        check_information(information)
         if isinstance(variance_reference_size, bool) or not isinstance(variance_reference_size, int) \
                 or variance_reference_size < 1:
             raise ConfigError(f"variance_reference_size = {variance_reference_size!r}; expected a positive integer")
@@ -370,6 +377,22 @@ class BatchObjective:
             out.append(torch.relu(sim - cur).mean(-1) if sim.requires_grad else sim.sub_(cur).clamp_min_(0.0).mean(-1))
         return torch.cat(out) if out else X.new_zeros(0)
 
+    def _whitened_cross(self, joint: Tensor, t: int) -> Tensor:
+        """``L⁻¹ K_{t,rest}`` with ``L L^T = K_tt + ε I``: conditioning on the first ``t`` points.
+
+        Args:
+            joint: ``m x N x N`` joint covariance whose first ``t`` points are
+                observed with the floor noise ``ε``.
+            t: number of conditioning points (>= 1).
+
+        Returns:
+            ``m x t x (N - t)``; ``A^T A`` is what conditioning removes from the
+            covariance of the other points.
+        """
+        eye = torch.eye(t, dtype=joint.dtype, device=joint.device)
+        L = torch.linalg.cholesky(joint[:, :t, :t] + (self.eps_.to(joint).view(-1, 1, 1) + _JITTER) * eye)
+        return torch.linalg.solve_triangular(L, joint[:, :t, t:], upper=False)
+
     def conditional_variance(self, X: Tensor, X_given: Tensor) -> tuple[Tensor, Tensor]:
         """Epistemic variances at ``X`` once ``X_given`` is observed, and the noise at ``X``.
 
@@ -392,13 +415,8 @@ class BatchObjective:
             return epi, self.noise_.clip(alea)
         noise = self.noise(X)  # no surrogate call when homoscedastic
         joint = self.surrogate.joint_epistemic_covariance(torch.cat([X_given.to(X), X])).to(X)
-        eye = torch.eye(t, dtype=X.dtype, device=X.device)
-        K_tt = joint[:, :t, :t] + (self.eps_.to(X).view(-1, 1, 1) + _JITTER) * eye
-        K_tx = joint[:, :t, t:]
-        diag = joint[:, t:, t:].diagonal(dim1=-2, dim2=-1)
-        L = torch.linalg.cholesky(K_tt)
-        A = torch.linalg.solve_triangular(L, K_tx, upper=False)
-        cond = diag - (A**2).sum(-2)
+        A = self._whitened_cross(joint, t)
+        cond = joint[:, t:, t:].diagonal(dim1=-2, dim2=-1) - (A**2).sum(-2)
         return cond.clamp_min(0.0).transpose(0, 1), noise
 
     def _variance_reduction(self, X: Tensor, X_given: Tensor) -> Tensor:
@@ -425,9 +443,7 @@ class BatchObjective:
         cross = joint[:, t : t + r, t + r :]  # m x r x b
         var_x = joint[:, t + r :, t + r :].diagonal(dim1=-2, dim2=-1)  # m x b
         if t:
-            eye = torch.eye(t, dtype=X.dtype, device=X.device)
-            L = torch.linalg.cholesky(joint[:, :t, :t] + (self.eps_.to(X).view(-1, 1, 1) + _JITTER) * eye)
-            A = torch.linalg.solve_triangular(L, joint[:, :t, t:], upper=False)  # m x t x (r + b)
+            A = self._whitened_cross(joint, t)  # m x t x (r + b)
             A_r, A_x = A[:, :, :r], A[:, :, r:]
             cross = cross - A_r.transpose(-1, -2) @ A_x
             var_x = var_x - (A_x**2).sum(-2)

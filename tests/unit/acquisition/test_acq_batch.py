@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -54,6 +55,19 @@ def test_greedy_information_gain_is_within_one_minus_one_over_e_of_the_best_batc
     assert obj.value(pool[greedy.indices]) == pytest.approx(greedy_ig / obj.scale_ig_, rel=1e-9)
 
 
+def nested_set_gains(obj: BatchObjective, rounds: int = 25) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Gains ``(gain(x | A), gain(x | B))`` of 4 points ``x`` for random nested sets ``A ⊂ B`` of a Sobol pool."""
+    pool = sobol_points(64, 2, seed=13)
+    gen = np.random.default_rng(5)
+    for _ in range(rounds):
+        order = gen.permutation(64)
+        b_size = int(gen.integers(2, 9))
+        a_size = int(gen.integers(0, b_size))
+        B, A, x = order[:b_size], order[:a_size], order[b_size : b_size + 4]
+        with torch.no_grad():
+            yield obj.gain(pool[x], pool[A]), obj.gain(pool[x], pool[B])
+
+
 @pytest.mark.parametrize("lam", [1.0, 0.5, 0.0])
 @pytest.mark.parametrize("model", ["gp_2d", "ensemble_2d"])
 def test_marginal_gains_diminish_on_random_nested_sets(model: str, lam: float, data_2d, request) -> None:
@@ -65,17 +79,8 @@ def test_marginal_gains_diminish_on_random_nested_sets(model: str, lam: float, d
     surrogate = request.getfixturevalue(model)
     pending = torch.tensor([[0.9, 0.1]], dtype=torch.float64)
     obj = objective(surrogate, lam, data_2d, pending=pending, information="logdet")
-    pool = sobol_points(64, 2, seed=13)
-    gen = np.random.default_rng(5)
     checked = 0
-    for _ in range(25):
-        order = gen.permutation(64)
-        b_size = int(gen.integers(2, 9))
-        a_size = int(gen.integers(0, b_size))
-        B, A, x = order[:b_size], order[:a_size], order[b_size : b_size + 4]
-        with torch.no_grad():
-            g_a = obj.gain(pool[x], pool[A])
-            g_b = obj.gain(pool[x], pool[B])
+    for g_a, g_b in nested_set_gains(obj):
         assert bool((g_a >= g_b - 1e-9).all()), (g_a, g_b)
         assert bool((g_b >= -1e-12).all())  # monotone: no negative gains
         checked += int((g_a > g_b + 1e-6).sum())
@@ -120,16 +125,8 @@ def test_variance_gains_are_non_negative_and_mostly_diminish(model: str, data_2d
     guarantee is then a guide, as the module docstring says.)
     """
     obj = objective(request.getfixturevalue(model), 1.0, data_2d, pending=torch.tensor([[0.9, 0.1]], dtype=torch.float64))
-    pool = sobol_points(64, 2, seed=13)
-    gen = np.random.default_rng(5)
     shrunk = 0
-    for _ in range(25):
-        order = gen.permutation(64)
-        b_size = int(gen.integers(2, 9))
-        a_size = int(gen.integers(0, b_size))
-        B, A, x = order[:b_size], order[:a_size], order[b_size : b_size + 4]
-        with torch.no_grad():
-            g_a, g_b = obj.gain(pool[x], pool[A]), obj.gain(pool[x], pool[B])
+    for g_a, g_b in nested_set_gains(obj):
         assert bool((g_b >= -1e-12).all())
         assert bool((g_b <= 1.05 * g_a + 1e-6).all()), (g_a, g_b)
         shrunk += int((g_a > 1.05 * g_b + 1e-6).sum())
