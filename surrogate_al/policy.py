@@ -872,7 +872,7 @@ class QNIPVPolicy(_ModelPolicy):
         n, P, _ = _check_request(data, n, pending, progress)
         surrogate = self._ensure_fitted(data)
         d = data.d
-        seed0, seed1 = (_round_seed(self.seed, self.counter_, s) for s in (0, 1))
+        seed0, seed1, seed2 = (_round_seed(self.seed, self.counter_, s) for s in (0, 1, 2))
         model = SurrogateModel(surrogate)
         mc = sobol_points(self.mc_points, d, seed0, dtype=_DTYPE)
         scale = self._scale(data)
@@ -882,9 +882,12 @@ class QNIPVPolicy(_ModelPolicy):
             acq = IndependentOutputsQNIPV(model, mc_points=mc, weights=1.0 / scale, X_pending=X_pending)
         else:
             acq = qNegIntegratedPosteriorVariance(model, mc_points=mc, X_pending=X_pending)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.random.fork_rng():
             # optimize_acqf warns when L-BFGS-B stops at maxiter; the best point found is still used.
             warnings.simplefilter("ignore", RuntimeWarning)
+            # Its seed fixes only the raw samples; the choice of starts among them and the fantasy
+            # sampler draw from torch's global generator: seeded here, so a round is reproducible.
+            torch.manual_seed(seed2)
             X, _ = optimize_acqf(
                 acq, bounds=_unit_bounds(d), q=n, num_restarts=self.restarts, raw_samples=self.raw_samples,
                 # Raw batches screened 32 at a time: all at once held 256 fantasy models in memory (6 GB

@@ -70,6 +70,27 @@ logger = logging.getLogger(__name__)
 _TINY = 1e-30
 
 
+def _drop_prediction_caches(model: Model) -> None:
+    """Empty the memoised prediction caches of a conditioned (fantasy) GPyTorch model.
+
+    With ``detach_test_caches(False)`` (see the module docstring) GPyTorch
+    keeps caches that carry autograd history and registers, on the node that
+    made each cache, a hook holding the prediction strategy, which holds the
+    cache: a reference cycle through the C++ autograd graph that Python's
+    garbage collector cannot see. The hook clears the cache (breaking the
+    cycle) only when a backward pass runs through that node; the mean cache
+    never gets one when only variances are differentiated (qNIPV), nor does
+    any cache of an evaluation without a backward pass. Measured: a q = 8
+    qNIPV round on a GP kept ~50 fantasy models alive, ~100 MB a round at
+    40 points, until a 320-run benchmark was killed for memory at 14 GB.
+    The posterior already holds what it computed from the caches, so
+    dropping them loses nothing but a recomputation on the next posterior.
+    """
+    strategy = getattr(model, "prediction_strategy", None)
+    if strategy is not None:
+        strategy._memoize_cache = {}
+
+
 class SurrogateModel(Model, FantasizeMixin):
     """A BoTorch ``Model`` view of a fitted surrogate.
 
@@ -319,10 +340,13 @@ class SurrogateModel(Model, FantasizeMixin):
         """
         if self._delegate is not None:
             with exact_gp_settings():
-                return self._delegate.posterior(
+                posterior = self._delegate.posterior(
                     X, output_indices=output_indices, observation_noise=observation_noise,
                     posterior_transform=posterior_transform,
                 )
+            if self._delegate is not self.surrogate.model_:
+                _drop_prediction_caches(self._delegate)
+            return posterior
         self._check_X(X)
         mean, covs, noise = self._moments(X)  # ... x q x m, m x (... x q x q), ... x q x m
         if isinstance(observation_noise, Tensor):

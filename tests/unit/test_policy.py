@@ -380,3 +380,13 @@ def test_proposal_validates_shapes() -> None:
     proposal = Proposal(X=np.zeros((1, 2)), U=[0.1], D=[0.2], J=[0.3], lam=0.5, method="x")
     with pytest.raises(ValueError):
         proposal.X[0, 0] = 1.0  # read-only: a proposal is a record
+
+
+def test_qnipv_round_does_not_depend_on_the_global_torch_generator(data_2d, fitted_gp_2d) -> None:
+    """optimize_acqf draws its starts from torch's global generator, seeded per process at random."""
+    proposals = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        policy = QNIPVPolicy(fitted_gp_2d, raw_samples=64, restarts=4, mc_points=64, maxiter=20, seed=0)
+        proposals.append(policy.propose(data_2d, 3).X)
+    assert np.array_equal(proposals[0], proposals[1])

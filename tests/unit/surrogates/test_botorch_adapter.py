@@ -215,3 +215,25 @@ def test_chunking_of_covariance_calls_does_not_change_results(ensemble2: DeepEns
     for other in posts[1:]:
         torch.testing.assert_close(other.mean, posts[0].mean)
         torch.testing.assert_close(other.distribution.covariance_matrix, posts[0].distribution.covariance_matrix)
+
+
+def test_qnipv_evaluations_without_backward_free_their_fantasy_models(gp: GaussianProcess) -> None:
+    """Fantasy caches that carry autograd history must not keep fantasy models alive (a GPyTorch cycle)."""
+    import gc
+
+    from gpytorch.models.exact_prediction_strategies import DefaultPredictionStrategy
+
+    acqf = qNegIntegratedPosteriorVariance(SurrogateModel(gp), mc_points=_inside(64, seed=5))
+
+    def live_strategies() -> int:
+        gc.collect()
+        return sum(isinstance(o, DefaultPredictionStrategy) for o in gc.get_objects())
+
+    X = _inside(3, seed=6, batch=(4,)).requires_grad_(True)
+    acqf(X).sum().backward()  # one full pass first: whatever is built once is built now
+    before = live_strategies()
+    for _ in range(10):
+        value = acqf(X)  # with autograd history, no backward: as in optimize_acqf's line searches
+    del value
+    assert live_strategies() - before < 3
+    assert gp.model_.prediction_strategy is not None  # the surrogate's own caches are kept
