@@ -543,7 +543,8 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    colours = dict(zip(METHODS, (*plt.get_cmap("tab10").colors, "black")))
+    # tab10, black, then Dark2: a distinct colour for each of the 12 methods (tab10 alone ran out).
+    colours = dict(zip(METHODS, (*plt.get_cmap("tab10").colors, "black", *plt.get_cmap("Dark2").colors)))
     for problem, by_q in result["curves"].items():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for q, methods in sorted(by_q.items(), reverse=True):
