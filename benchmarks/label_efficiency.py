@@ -56,8 +56,9 @@ FIGURES = Path("docs/figures/label_efficiency")
 #: Bumped whenever a change makes earlier cells incomparable (they are then re-run).
 CELL_VERSION = 2
 #: Bumped whenever surrogate_al's default policy changes: only the cells of methods built
-#: on it are then re-run (3: integrated-variance information term instead of log-det).
-DEFAULT_POLICY_VERSION = 3
+#: on it are then re-run (3: integrated-variance information term instead of log-det;
+#: 4: λ constant 0.9 instead of cosine 0.3 -> 0.9).
+DEFAULT_POLICY_VERSION = 4
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)
@@ -143,11 +144,14 @@ METHODS: dict[str, Method] = {
         Method("default-gp", policy="default"),
         Method("default-ensemble", policy="default", surrogate="ensemble"),
         Method("sobol-ensemble", design="sobol", surrogate="ensemble"),
-        # Ablations of the default (GP): pure information term, λ held at the
-        # default schedule's midpoint, no conditioning inside a batch, and the
-        # log-det information term (the default until policy version 3).
+        # Ablations of the default (GP): pure information term; annealed λ, from
+        # coverage to information (the default until policy version 4) and the
+        # other way round, where the default holds λ constant; no conditioning
+        # inside a batch; the log-det information term (the default until
+        # policy version 3).
         Method("no-diversity", policy="default", options={"schedule": ("constant", 1.0, 1.0)}),
-        Method("no-annealing", policy="default", options={"schedule": ("constant", 0.6, 0.6)}),
+        Method("anneal-up", policy="default", options={"schedule": ("cosine", 0.3, 0.9)}),
+        Method("anneal-down", policy="default", options={"schedule": ("linear", 1.0, 0.7)}),
         Method("topq", policy="default", options={"batch": "topq"}),
         Method("logdet", policy="default", options={"information": "logdet"}),
     )
@@ -407,7 +411,7 @@ def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool
 TIERS: tuple[tuple[str, ...], ...] = (
     ("sobol", "default-gp"),
     ("qnipv", "random", "lhs", "variance"),
-    ("no-diversity", "no-annealing", "topq", "logdet"),
+    ("no-diversity", "anneal-up", "anneal-down", "topq", "logdet"),
     ("sobol-ensemble", "default-ensemble"),
 )
 

@@ -991,8 +991,12 @@ class LambdaScheduleSpec(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    kind: Literal["constant", "linear", "cosine", "exponential"] = Field(default="cosine", description="schedule shape")
-    start: Number = Field(default=0.3, ge=0, le=1, description="λ at the start of the campaign")
+    kind: Literal["constant", "linear", "cosine", "exponential"] = Field(default="constant", description="schedule shape")
+    # None: 0.9 for 'constant' (the default λ), 0.3 for the others (an exploratory opening), so
+    # choosing an annealed kind without a start does not give a flat line.
+    start: Number | None = Field(
+        default=None, ge=0, le=1, description="λ at the start of the campaign (throughout for 'constant')"
+    )
     end: Number = Field(default=0.9, ge=0, le=1, description="λ at the end of the budget")
 
 

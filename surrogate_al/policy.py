@@ -514,8 +514,8 @@ class Policy(_ModelPolicy):
         mode: ``"synthesis"`` (optimise over the box) or ``"pool"``.
         candidates: ``N x d`` unit-cube candidates (pool mode only).
         schedule: λ schedule (a :class:`Schedule` or a kind name for
-            :func:`make_schedule` with its default range); default cosine
-            0.3 -> 0.9.
+            :func:`make_schedule` with its default range); default
+            constant λ = 0.9 (see :mod:`surrogate_al.acquisition.schedules`).
         batch: ``"greedy"`` or ``"topq"``.
         raw_samples: Sobol points screened per synthesis.
         restarts: L-BFGS-B starts per synthesis.

@@ -412,7 +412,7 @@ def test_minimal_workflow_gets_every_default() -> None:
         policy="default",
         mode="synthesis",
         candidates=None,
-        lambda_schedule=LambdaScheduleSpec(kind="cosine", start=0.3, end=0.9),
+        lambda_schedule=LambdaScheduleSpec(kind="constant", start=None, end=0.9),
         batch="greedy",
         information="variance",
         raw_samples=1024,

@@ -97,7 +97,7 @@ def test_ensemble_queries_epistemic_not_aleatoric_uncertainty() -> None:
     X = rng.uniform(0.0, 0.5, (60, 1))
     data = Dataset(X=X, Y=np.sin(2 * np.pi * X) + 0.5 * rng.standard_normal(X.shape))
     model = ensemble(1)
-    for lam in (0.3, 0.9):  # the default schedule's start and end
+    for lam in (0.3, 0.9):  # a coverage-led λ and the default λ
         policy = fast_policy(model, schedule=make_schedule("constant", lam))
         if lam == 0.3:
             policy.fit(data)
