@@ -184,7 +184,9 @@ class ExponentialSchedule(_Interpolating):
 
 
 SCHEDULES: tuple[str, ...] = ("constant", "linear", "cosine", "exponential")
-DEFAULT_SCHEDULE: Schedule = ConstantSchedule(0.9)
+#: λ of the default schedule (and of a ``"constant"`` schedule given no start).
+DEFAULT_LAMBDA = 0.9
+DEFAULT_SCHEDULE: Schedule = ConstantSchedule(DEFAULT_LAMBDA)
 
 
 def make_schedule(kind: str, start: float | None = None, end: float | None = None) -> Schedule:
@@ -209,7 +211,7 @@ def make_schedule(kind: str, start: float | None = None, end: float | None = Non
         raise ConfigError(f"lambda schedule kind {kind!r} is unknown; expected one of {list(SCHEDULES)}")
     if kind == "constant":
         # λ = start throughout; ``end`` is ignored (workflow files fill a default end for every kind).
-        return ConstantSchedule(0.9 if start is None else start)
+        return ConstantSchedule(DEFAULT_LAMBDA if start is None else start)
     start = 0.3 if start is None else start
     end = 0.9 if end is None else end
     if kind == "linear":
