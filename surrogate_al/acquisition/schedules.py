@@ -20,13 +20,14 @@ exactly in floating point (the weights are exactly 0 and 1 there).
 
 Default: ``constant`` at λ = 0.9 (since benchmark policy version 4; before it
 was ``cosine`` from 0.3 to 0.9, an exploratory opening dominated by
-coverage). Measured in docs/benchmarks.md: a coverage weight of 0.7 at the
-start spread the early batches isotropically over the box, which in d = 4-8
-is the wrong shape when a few inputs dominate; the GP's (or ensemble's)
-posterior variance already spreads points in the metric its fitted length
-scales learnt, so the opening was 10-30 % behind scrambled Sobol at 40-80
-runs on four of nine problems, while λ = 0.9 from the start is below Sobol
-there. λ = 1 (no coverage at all) is as good early but falls behind at the
+coverage). Measured in docs/benchmarks.md: with a coverage weight of 0.7 at
+the start the early batches went to filling the box rather than to where the
+GP's (or ensemble's) posterior variance, which already spreads points in the
+metric its fitted length scales learnt, asked for them, and the opening was
+10-30 % behind scrambled Sobol at 40-80 runs on four of nine problems, while
+λ = 0.9 from the start is below Sobol there. It is the weight that costs, not
+the geometry: the same opening with coverage measured in the GP's learnt
+metric was no better on Branin. λ = 1 (no coverage at all) is as good early but falls behind at the
 largest budgets: the small coverage weight keeps a batch from piling up on
 one overconfident spot and keeps filling regions the model wrongly believes
 known. Schedules that change λ over the campaign stay available for
@@ -184,8 +185,11 @@ class ExponentialSchedule(_Interpolating):
 
 
 SCHEDULES: tuple[str, ...] = ("constant", "linear", "cosine", "exponential")
-#: λ of the default schedule (and of a ``"constant"`` schedule given no start).
+#: λ of the default schedule (and of a ``"constant"`` schedule given no start, and the
+#: end of an annealed one given no end).
 DEFAULT_LAMBDA = 0.9
+#: λ at the start of an annealed schedule given no start: a coverage-led opening.
+EXPLORATORY_START = 0.3
 DEFAULT_SCHEDULE: Schedule = ConstantSchedule(DEFAULT_LAMBDA)
 
 
@@ -212,8 +216,8 @@ def make_schedule(kind: str, start: float | None = None, end: float | None = Non
     if kind == "constant":
         # λ = start throughout; ``end`` is ignored (workflow files fill a default end for every kind).
         return ConstantSchedule(DEFAULT_LAMBDA if start is None else start)
-    start = 0.3 if start is None else start
-    end = 0.9 if end is None else end
+    start = EXPLORATORY_START if start is None else start
+    end = DEFAULT_LAMBDA if end is None else end
     if kind == "linear":
         return LinearSchedule(start, end)
     if kind == "cosine":
