@@ -154,6 +154,10 @@ METHODS: dict[str, Method] = {
         Method("anneal-down", policy="default", options={"schedule": ("linear", 1.0, 0.7)}),
         Method("topq", policy="default", options={"batch": "topq"}),
         Method("logdet", policy="default", options={"information": "logdet"}),
+        # The ensemble's disagreement on a dozen runs may be a weaker guide than a GP's
+        # variance, so it may want the coverage-led opening the GP default dropped.
+        Method("anneal-up-ensemble", policy="default", options={"schedule": ("cosine", 0.3, 0.9)},
+               surrogate="ensemble"),
     )
 }
 
@@ -412,7 +416,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
     ("sobol", "default-gp"),
     ("qnipv", "random", "lhs", "variance"),
     ("no-diversity", "anneal-up", "anneal-down", "topq", "logdet"),
-    ("sobol-ensemble", "default-ensemble"),
+    ("sobol-ensemble", "default-ensemble", "anneal-up-ensemble"),
 )
 
 
@@ -547,7 +551,7 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    # tab10, black, then Dark2: a distinct colour for each of the 12 methods (tab10 alone ran out).
+    # tab10, black, then Dark2: a distinct colour for each method (tab10 alone ran out at 12).
     colours = dict(zip(METHODS, (*plt.get_cmap("tab10").colors, "black", *plt.get_cmap("Dark2").colors)))
     for problem, by_q in result["curves"].items():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
