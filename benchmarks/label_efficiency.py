@@ -154,8 +154,9 @@ METHODS: dict[str, Method] = {
         Method("anneal-down", policy="default", options={"schedule": ("linear", 1.0, 0.7)}),
         Method("topq", policy="default", options={"batch": "topq"}),
         Method("logdet", policy="default", options={"information": "logdet"}),
-        # The ensemble's disagreement on a dozen runs may be a weaker guide than a GP's
-        # variance, so it may want the coverage-led opening the GP default dropped.
+        # Does the ensemble, whose disagreement on a dozen runs may be a weaker guide
+        # than a GP's variance, want the coverage-led opening the GP default dropped?
+        # (Measured: no; docs/benchmarks.md, "The deep ensemble".)
         Method("anneal-up-ensemble", policy="default", options={"schedule": ("cosine", 0.3, 0.9)},
                surrogate="ensemble"),
     )
