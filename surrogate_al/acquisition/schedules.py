@@ -27,12 +27,13 @@ metric its fitted length scales learnt, asked for them, and the opening was
 10-30 % behind scrambled Sobol at 40-80 runs on four of nine problems, while
 λ = 0.9 from the start is below Sobol there. It is the weight that costs, not
 the geometry: the same opening with coverage measured in the GP's learnt
-metric was no better on Branin. λ = 1 (no coverage at all) is as good early but falls behind at the
-largest budgets: the small coverage weight keeps a batch from piling up on
-one overconfident spot and keeps filling regions the model wrongly believes
-known. Schedules that change λ over the campaign stay available for
-simulators where early uncertainty is known to be unreliable (e.g. a deep
-ensemble on very few points).
+metric was no better on Branin. λ = 1 (no coverage at all) is as good early
+but falls behind at the largest budgets: the small coverage weight keeps a
+batch from piling up on one overconfident spot and keeps filling regions the
+model wrongly believes known. Schedules that change λ over the campaign stay
+available for simulators where early uncertainty is known to be unreliable
+(the deep ensemble, a candidate, did not gain from a coverage-led opening on
+the benchmark problems).
 """
 
 from __future__ import annotations
