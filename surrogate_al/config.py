@@ -947,7 +947,9 @@ class SurrogateSpec(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    kind: Literal["gp", "ensemble", "mc_dropout"] = Field(default="gp", description="surrogate model")
+    kind: Literal["gp", "ensemble", "mc_dropout", "auto"] = Field(
+        default="gp", description="surrogate model ('auto': chosen among candidates by cross-validation)"
+    )
     options: PlainTable = Field(default_factory=FrozenMap, description="constructor keyword arguments")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="torch device for fitting")
     gpu: StrictBool = Field(default=False, description="fit on a GPU worker")

@@ -23,9 +23,11 @@ from surrogate_al.surrogates.calibration import (
 from surrogate_al.surrogates.ensemble import DeepEnsemble
 from surrogate_al.surrogates.gp import GaussianProcess
 from surrogate_al.surrogates.mc_dropout import MCDropoutMLP
+from surrogate_al.surrogates.selection import AutoSurrogate
 
 __all__ = [
     "SURROGATES",
+    "AutoSurrogate",
     "CalibrationReport",
     "DeepEnsemble",
     "GaussianProcess",
@@ -43,6 +45,7 @@ SURROGATES: dict[str, type] = {
     "gp": GaussianProcess,
     "ensemble": DeepEnsemble,
     "mc_dropout": MCDropoutMLP,
+    "auto": AutoSurrogate,
 }
 
 
@@ -58,7 +61,8 @@ def make_surrogate(kind: str, **options: Any) -> Surrogate:
     """Build an unfitted surrogate of a registered kind.
 
     Args:
-        kind: a key of :data:`SURROGATES` (``"gp"``, ``"ensemble"``, ``"mc_dropout"``).
+        kind: a key of :data:`SURROGATES` (``"gp"``, ``"ensemble"``, ``"mc_dropout"``,
+            ``"auto"``: chosen among candidate kinds by cross-validation).
         **options: constructor keyword arguments of that class.
 
     Returns:

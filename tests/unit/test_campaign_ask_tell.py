@@ -192,3 +192,31 @@ def test_telling_a_failed_result_keeps_outputs_out(tmp_path: Path) -> None:
         runs = st.runs()
     assert [r.final for r in runs] == [False, True]
     assert all(np.all(np.isnan(r.outputs)) for r in runs)
+
+
+def test_auto_surrogate_from_the_workflow_chooses_and_checkpoints_its_choice(tmp_path: Path) -> None:
+    import torch
+
+    from surrogate_al.checkpoint import state_from_bytes
+    from surrogate_al.factory import restore_surrogate
+
+    surrogate = """
+        [surrogate]
+        kind = "auto"
+        [surrogate.options]
+        folds = 2
+        candidate_options = { ensemble = { num_members = 3, max_epochs = 50, hidden_layers = [16, 16] } }
+        """
+    c = make(tmp_path, policy="default", budget=10, extra=textwrap.dedent(surrogate))
+    drive(c)
+    X = torch.rand(5, 2, dtype=torch.float64)
+    live = c.policy.surrogate.predict(X).mean.detach()
+    c.close()
+    with CampaignStore.open(tmp_path / "t.h5") as st:
+        state = state_from_bytes(st.latest_checkpoint().surrogate_state)
+        _, restored = restore_surrogate(st)
+    assert state["kind"] == "auto" and state["selected"] in ("gp", "ensemble")
+    assert set(state["cv_scores"]) == {"gp", "ensemble"} and state["selected_at_n"] >= 4
+    # The resumed model is the chosen kind with the saved fit: the campaign's predictions.
+    assert restored.selected_ == state["selected"]
+    torch.testing.assert_close(restored.predict(X).mean.detach(), live)

@@ -62,7 +62,7 @@ BAD_CASES: dict[str, tuple[str, str]] = {
     "input_name_not_identifier": ('simulator.inputs."x 2"', "not a valid identifier"),
     "unknown_surrogate_kind": (
         "surrogate.kind",
-        "'forest' is not a known surrogate kind; expected one of 'gp', 'ensemble', 'mc_dropout'",
+        "'forest' is not a known surrogate kind; expected one of 'gp', 'ensemble', 'mc_dropout', 'auto'",
     ),
     "unknown_surrogate_option": ("surrogate.options.num_member", "did you mean 'num_members'?"),
     "surrogate_option_managed": ("surrogate.options.seed", "use campaign.seed"),

@@ -22,6 +22,7 @@ FAST: dict[str, dict[str, Any]] = {
     "gp": {},
     "ensemble": {"num_members": 3, "max_epochs": 40, "hidden_layers": (16, 16)},
     "mc_dropout": {"num_passes": 8, "max_epochs": 40, "hidden_layers": (16, 16)},
+    "auto": {"folds": 2, "candidate_options": {"ensemble": {"num_members": 3, "max_epochs": 40, "hidden_layers": (16, 16)}}},
 }
 KINDS = sorted(SURROGATES)
 
@@ -123,7 +124,7 @@ def test_botorch_adapter_posterior(fitted: tuple[str, Surrogate]) -> None:
 
 
 def test_registry_rejects_unknown_kind_and_option() -> None:
-    with pytest.raises(ConfigError, match=r"surrogate kind = 'kriging' is not known.*'ensemble', 'gp', 'mc_dropout'"):
+    with pytest.raises(ConfigError, match=r"surrogate kind = 'kriging' is not known.*'auto', 'ensemble', 'gp', 'mc_dropout'"):
         make_surrogate("kriging")
     with pytest.raises(ConfigError, match=r"'gp' \(GaussianProcess\) has no option\(s\) \['num_members'\].*'kernel'"):
         make_surrogate("gp", num_members=5)

@@ -1,0 +1,342 @@
+"""A surrogate that picks its model by cross-validation on the runs so far.
+
+No one model class is best for every simulator. Measured on the label-
+efficiency benchmark (docs/benchmarks.md, "The deep ensemble"), the exact GP
+is the better model on smooth analytic functions (Branin, Borehole,
+Hartmann6) and the deep ensemble on the physics solvers and Friedman, by up to
+a factor of two in test error at the same runs. A scientist cannot know in
+advance which kind their simulator is, so :class:`AutoSurrogate` (registry
+kind ``"auto"``) measures it: on each reselection it fits every candidate
+kind ``folds`` times, each time without one fold of the runs, scores the
+held-out predictions by NRMSE (RMSE / standard deviation of the outputs,
+averaged over outputs) and keeps the best kind. It then fits that kind on
+all runs and serves every prediction from it, so the acquisition and the
+BoTorch adapter see an ordinary GP or ensemble.
+
+Cross-validation costs ``folds`` fits per candidate, so it is not repeated
+at every refit: the choice is revisited when the number of training points
+has grown by ``reselect_growth`` (1.5 by default) since the last choice,
+about ten times over a campaign of 8 to 320 runs. Between reselections only
+the chosen model is refitted, as it would be on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from surrogate_al.errors import ConfigError, DataError, SurrogateALError
+from surrogate_al.surrogates.base import (
+    Prediction,
+    as_tensor,
+    check_bounds,
+    check_training_data,
+    require_fitted,
+    resolve_device,
+)
+
+__all__ = ["AutoSurrogate"]
+
+logger = logging.getLogger(__name__)
+
+#: Options the selector hands to every candidate itself.
+_SHARED_OPTIONS = ("seed", "device", "dtype", "bounds")
+
+
+class AutoSurrogate:
+    """Chooses among surrogate kinds by K-fold cross-validation (see module docstring).
+
+    Args:
+        candidates: registry kinds to choose from, in order of preference on
+            a tie (``"gp"``, ``"ensemble"``, ``"mc_dropout"``); at least one.
+        folds: K of the K-fold cross-validation (>= 2; with fewer training
+            points than folds, leave-one-out).
+        reselect_growth: revisit the choice once the training set has grown
+            by this factor since the last choice (>= 1; 1 reselects at every
+            fit).
+        candidate_options: per kind, constructor options of that candidate
+            (e.g. ``{"ensemble": {"num_members": 5}}``); ``seed``, ``device``,
+            ``dtype`` and ``bounds`` are this model's and passed on.
+        seed: seed of every candidate and of the fold assignment.
+        device: torch device of every candidate (``"auto"``: CUDA when available).
+        dtype: floating type of every candidate.
+        bounds: ``2 x d`` input box; None to take the training data's box.
+
+    Attributes:
+        selected_: the kind in use (None before the first fit).
+        cv_scores_: cross-validated NRMSE per candidate kind at the last
+            choice (``inf`` for a kind whose fits failed).
+        selected_at_n_: training points at the last choice.
+
+    Raises:
+        ConfigError: an argument is out of range or a candidate's options are
+            not accepted by its kind (the message names them).
+
+    Example:
+        >>> model = AutoSurrogate(bounds=bounds).fit(X, Y)
+        >>> model.selected_, model.cv_scores_
+        ('ensemble', {'gp': 0.21, 'ensemble': 0.12})
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[str] = ("gp", "ensemble"),
+        folds: int = 5,
+        reselect_growth: float = 1.5,
+        candidate_options: Mapping[str, Mapping[str, Any]] | None = None,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        dtype: torch.dtype = torch.float64,
+        bounds: Any | None = None,
+    ) -> None:
+        # Imported here: the registry module imports this one.
+        from surrogate_al.surrogates import SURROGATES
+
+        if isinstance(candidates, str) or not isinstance(candidates, Sequence) or not candidates:
+            raise ConfigError(
+                f"AutoSurrogate: candidates = {candidates!r}; expected a non-empty list of surrogate kinds, "
+                "e.g. ['gp', 'ensemble']"
+            )
+        kinds = [str(k) for k in candidates]
+        for kind in kinds:
+            if kind not in SURROGATES or kind == "auto":
+                choices = sorted(k for k in SURROGATES if k != "auto")
+                raise ConfigError(f"AutoSurrogate: candidate {kind!r} is not a surrogate kind; choose from {choices}")
+        if len(set(kinds)) != len(kinds):
+            raise ConfigError(f"AutoSurrogate: candidates = {kinds!r} name a kind twice; list each kind once")
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise ConfigError(f"AutoSurrogate: folds = {folds!r}; expected an integer >= 2 (5 is typical)")
+        if (isinstance(reselect_growth, bool) or not isinstance(reselect_growth, (int, float))
+                or not math.isfinite(reselect_growth) or reselect_growth < 1.0):
+            raise ConfigError(
+                f"AutoSurrogate: reselect_growth = {reselect_growth!r}; expected a number >= 1 "
+                "(1 cross-validates at every fit, 1.5 whenever the data grew by half)"
+            )
+        options = dict(candidate_options or {})
+        for kind, opts in options.items():
+            if kind not in kinds:
+                raise ConfigError(
+                    f"AutoSurrogate: candidate_options has an entry for {kind!r}, which is not among "
+                    f"candidates = {kinds!r}; add it to candidates or remove the entry"
+                )
+            if not isinstance(opts, Mapping):
+                raise ConfigError(f"AutoSurrogate: candidate_options[{kind!r}] = {opts!r}; expected a table of options")
+            shared = sorted(set(opts) & set(_SHARED_OPTIONS))
+            if shared:
+                raise ConfigError(
+                    f"AutoSurrogate: candidate_options[{kind!r}] sets {shared}; these are the AutoSurrogate's own "
+                    "and passed to every candidate: remove them there"
+                )
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"AutoSurrogate: seed = {seed!r}; expected a non-negative integer")
+        try:
+            resolve_device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ConfigError(f"AutoSurrogate: device = {device!r} is not a torch device ({exc}); use 'auto', 'cpu' or 'cuda'") from exc
+        if dtype not in (torch.float32, torch.float64):
+            raise ConfigError(f"AutoSurrogate: dtype = {dtype!r}; expected torch.float64 (default) or torch.float32")
+
+        self.candidates = tuple(kinds)
+        self.folds = folds
+        self.reselect_growth = float(reselect_growth)
+        self.candidate_options = {k: dict(v) for k, v in options.items()}
+        self.seed = seed
+        self.device = device
+        self.dtype = dtype
+        self._bounds = None if bounds is None else check_bounds(bounds, "AutoSurrogate")
+        # One persistent model per kind, so the chosen one warm-starts from its
+        # previous fit; building them here also checks every candidate's options now.
+        self._models = {kind: self._new_model(kind, self._bounds) for kind in self.candidates}
+
+        self.selected_: str | None = None
+        self.cv_scores_: dict[str, float] = {}
+        self.selected_at_n_: int = 0
+        self.fitted_shape_: tuple[int, int] | None = None  # (d, m) of the last fit
+
+    # -- configuration ---------------------------------------------------------------------
+    @property
+    def bounds(self) -> Tensor | None:
+        """``2 x d`` input box shared by every candidate (None: from the training data)."""
+        return self._bounds
+
+    @bounds.setter
+    def bounds(self, value: Any | None) -> None:
+        self._bounds = None if value is None else check_bounds(value, "AutoSurrogate")
+        for model in self._models.values():
+            model.bounds = self._bounds
+
+    def _new_model(self, kind: str, bounds: Tensor | None) -> Any:
+        from surrogate_al.surrogates import make_surrogate
+
+        options = dict(self.candidate_options.get(kind, {}))
+        options.update(seed=self.seed, device=self.device, dtype=self.dtype, bounds=bounds)
+        try:
+            return make_surrogate(kind, **options)
+        except ConfigError as exc:
+            raise ConfigError(f"AutoSurrogate: candidate {kind!r}: {exc}") from exc
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None = None) -> AutoSurrogate:
+        """Choose a kind by cross-validation when due, then fit it on all points.
+
+        Args:
+            X: ``n x d`` inputs.
+            Y: ``n x m`` outputs (or ``n``).
+            Yvar: optional ``n x m`` known noise variances.
+
+        Returns:
+            ``self``, fitted.
+
+        Raises:
+            ShapeError, DataError: bad training data; DataError also when
+                every candidate failed to fit in cross-validation (the
+                message gives each one's reason).
+        """
+        dev = resolve_device(self.device)
+        X = as_tensor(X, self.dtype, dev, "X").detach()
+        Y = as_tensor(Y, self.dtype, dev, "Y").detach()
+        Yvar = None if Yvar is None else as_tensor(Yvar, self.dtype, dev, "Yvar").detach()
+        X, Y, Yvar = check_training_data(X, Y, Yvar, None if self._bounds is None else self._bounds.shape[1])
+        n = X.shape[0]
+        shape_changed = self.fitted_shape_ != (X.shape[1], Y.shape[1])
+        due = self.selected_ is None or shape_changed or n >= self.reselect_growth * self.selected_at_n_
+        if due:
+            self._select(X, Y, Yvar)
+        assert self.selected_ is not None
+        self._models[self.selected_].fit(X, Y, Yvar)
+        self.fitted_shape_ = (X.shape[1], Y.shape[1])
+        return self
+
+    def _select(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> None:
+        n = X.shape[0]
+        if len(self.candidates) == 1 or n < 3:
+            # Nothing to compare, or too few points to hold one out and still fit on two:
+            # the first candidate, unscored.
+            scores = {kind: math.nan for kind in self.candidates}
+        else:
+            scores, reasons = {}, {}
+            for kind in self.candidates:
+                scores[kind], reasons[kind] = self._cross_validate(kind, X, Y, Yvar)
+            if all(math.isinf(s) for s in scores.values()):
+                detail = "; ".join(f"{k}: {r}" for k, r in reasons.items())
+                raise DataError(f"AutoSurrogate: no candidate could be fitted on {n} points in cross-validation ({detail})")
+        # min() keeps the first of equal scores: candidates are in order of preference.
+        choice = min(self.candidates, key=lambda k: (math.isnan(scores[k]), scores[k]))
+        if self.selected_ is not None and choice != self.selected_:
+            logger.info("AutoSurrogate: switching from %s to %s at n = %d", self.selected_, choice, n)
+        logger.info(
+            "AutoSurrogate: %s chosen at n = %d (cross-validated NRMSE %s)",
+            choice, n, ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
+        )
+        self.selected_, self.cv_scores_, self.selected_at_n_ = choice, scores, n
+
+    def _cross_validate(self, kind: str, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[float, str]:
+        """NRMSE of ``kind``'s held-out predictions over ``folds`` folds, and why it is inf if it is."""
+        n = X.shape[0]
+        k = min(self.folds, n)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + n)
+        folds = torch.tensor_split(torch.randperm(n, generator=generator).to(X.device), k)
+        # Every fold's model scales inputs to the same box: the data's when no bounds are set.
+        bounds = self._bounds
+        if bounds is None:
+            lower, upper = X.min(0).values.cpu(), X.max(0).values.cpu()
+            bounds = torch.stack([lower, torch.where(upper > lower, upper, lower + 1.0)])  # a constant column: unit span
+        squared_error = torch.zeros(Y.shape[1], dtype=Y.dtype, device=Y.device)
+        held_out = 0
+        for fold in folds:
+            train = torch.ones(n, dtype=torch.bool, device=X.device)
+            train[fold] = False
+            if int(train.sum()) < 2:
+                continue
+            try:
+                model = self._new_model(kind, bounds).fit(X[train], Y[train], None if Yvar is None else Yvar[train])
+                with torch.no_grad():
+                    mean = model.predict(X[fold]).mean.to(Y)
+            except (SurrogateALError, RuntimeError) as exc:
+                # A candidate that cannot be fitted here is not chosen; the campaign goes on.
+                logger.warning("AutoSurrogate: %s failed in cross-validation at n = %d: %s", kind, n, exc)
+                return math.inf, str(exc)
+            squared_error += ((mean - Y[fold]) ** 2).sum(0)
+            held_out += len(fold)
+        if held_out == 0:
+            return math.inf, "too few points to hold any out"
+        scale = Y.std(0)
+        scale = torch.where(scale > 1e-12, scale, torch.ones_like(scale))
+        return float(((squared_error / held_out).sqrt() / scale).mean()), ""
+
+    # -- prediction (served by the chosen model) ---------------------------------------------
+    @property
+    def selected_model(self) -> Any:
+        """The fitted model of the chosen kind."""
+        require_fitted(self, "selected_")
+        assert self.selected_ is not None
+        return self._models[self.selected_]
+
+    @property
+    def model_(self) -> Any:
+        """The chosen model's BoTorch model (GP) or None, so the adapter can delegate to it."""
+        return getattr(self._models[self.selected_], "model_", None) if self.selected_ is not None else None
+
+    def predict(self, X: Tensor) -> Prediction:
+        """Predictive moments of the chosen model at ``n x d`` inputs (``n x m`` each); differentiable in ``X``."""
+        return self.selected_model.predict(X)
+
+    def joint_epistemic_covariance(self, X: Tensor) -> Tensor:
+        """``m x n x n`` epistemic covariance of the chosen model (standardised units)."""
+        return self.selected_model.joint_epistemic_covariance(X)
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of outputs ``m`` (after fit)."""
+        return self.selected_model.num_outputs
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The choice, its scores and the chosen model's state, as plain data.
+
+        Returns:
+            ``{"kind": "auto", "selected", "selected_at_n", "cv_scores",
+            "fitted_shape", "model"}``.
+        """
+        model = self.selected_model
+        return {
+            "kind": "auto",
+            "selected": self.selected_,
+            "selected_at_n": self.selected_at_n_,
+            "cv_scores": dict(self.cv_scores_),
+            "fitted_shape": list(self.fitted_shape_ or ()),
+            "model": model.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> AutoSurrogate:
+        """Restore the choice and the chosen model from :meth:`state_dict`.
+
+        Raises:
+            ConfigError: the state is not an AutoSurrogate's, or its chosen
+                kind is not among this model's candidates.
+        """
+        missing = {"selected", "selected_at_n", "model"} - set(state)
+        if state.get("kind") != "auto" or missing:
+            raise ConfigError(
+                f"AutoSurrogate.load_state_dict: state is not an AutoSurrogate state (kind = {state.get('kind')!r}, "
+                f"missing keys {sorted(missing)}); pass the dict produced by AutoSurrogate.state_dict()"
+            )
+        kind = state["selected"]
+        if kind not in self._models:
+            raise ConfigError(
+                f"AutoSurrogate.load_state_dict: the saved model is a {kind!r}, not among candidates = "
+                f"{list(self.candidates)}; construct the AutoSurrogate with {kind!r} among its candidates"
+            )
+        self._models[kind].load_state_dict(state["model"])
+        self.selected_ = kind
+        self.selected_at_n_ = int(state["selected_at_n"])
+        self.cv_scores_ = {str(k): float(v) for k, v in dict(state.get("cv_scores", {})).items()}
+        shape = tuple(int(v) for v in state.get("fitted_shape", ()))
+        # Without a recorded shape the next fit simply chooses again.
+        self.fitted_shape_ = (shape[0], shape[1]) if len(shape) == 2 else None
+        return self

@@ -1,0 +1,147 @@
+"""AutoSurrogate: the choice by cross-validation, its cadence, failures and errors (real fits)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+
+from surrogate_al.errors import ConfigError, DataError
+from surrogate_al.surrogates import (
+    AutoSurrogate,
+    DeepEnsemble,
+    GaussianProcess,
+    make_surrogate,
+)
+
+DT = torch.float64
+BOUNDS = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=DT)
+SMALL_ENSEMBLE = {"num_members": 3, "max_epochs": 300, "hidden_layers": (16, 16)}
+
+
+def _data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 2, generator=gen, dtype=DT)
+    return X, torch.sin(3 * X[:, :1]) + X[:, 1:] ** 2
+
+
+def _auto(**kwargs: object) -> AutoSurrogate:
+    options = {"folds": 3, "candidate_options": {"ensemble": SMALL_ENSEMBLE}} | kwargs
+    return make_surrogate("auto", bounds=BOUNDS, seed=0, device="cpu", **options)  # type: ignore[return-value]
+
+
+def test_picks_the_candidate_that_predicts_held_out_points_better() -> None:
+    X, Y = _data(24)
+    # A GP whose fixed noise is ten times the output variance shrinks to the mean: poor held-out error.
+    smothered = _auto(candidate_options={"ensemble": SMALL_ENSEMBLE, "gp": {"noise": 10.0}}).fit(X, Y)
+    assert smothered.selected_ == "ensemble"
+    assert smothered.cv_scores_["gp"] > 2 * smothered.cv_scores_["ensemble"]
+    # An ensemble trained for one epoch barely moves from its initialisation: the ordinary GP wins,
+    # though the ensemble is listed first.
+    untrained = _auto(candidates=["ensemble", "gp"], candidate_options={"ensemble": SMALL_ENSEMBLE | {"max_epochs": 1}}).fit(X, Y)
+    assert untrained.selected_ == "gp"
+    assert isinstance(untrained.selected_model, GaussianProcess)
+    # Predictions are the chosen model's, so the BoTorch adapter can delegate to the GP.
+    assert untrained.model_ is untrained.selected_model.model_
+    torch.testing.assert_close(untrained.predict(X[:4]).mean, untrained.selected_model.predict(X[:4]).mean)
+    assert untrained.cv_scores_["gp"] < 0.2
+
+
+def test_choice_is_revisited_only_when_the_data_grew_by_the_factor() -> None:
+    X, Y = _data(40)
+    model = _auto(reselect_growth=1.5).fit(X[:20], Y[:20])
+    assert model.selected_at_n_ == 20
+    model.fit(X[:29], Y[:29])
+    assert model.selected_at_n_ == 20  # 29 < 1.5 x 20: only the chosen model was refitted
+    assert model.selected_model.num_outputs == 1 and model.predict(X[25:29]).mean.shape == (4, 1)
+    model.fit(X[:30], Y[:30])
+    assert model.selected_at_n_ == 30
+    # A new output column forces a new choice whatever the growth.
+    model.fit(X[:31], torch.cat([Y[:31], X[:31, :1]], dim=1))
+    assert model.selected_at_n_ == 31 and model.num_outputs == 2
+
+
+def test_a_candidate_that_cannot_be_fitted_is_not_chosen(caplog: pytest.LogCaptureFixture) -> None:
+    X, Y = _data(24)
+    model = _auto(candidate_options={"ensemble": SMALL_ENSEMBLE, "gp": {"max_exact_points": 10}})
+    with caplog.at_level(logging.WARNING, logger="surrogate_al.surrogates.selection"):
+        model.fit(X, Y)
+    assert model.selected_ == "ensemble" and isinstance(model.selected_model, DeepEnsemble)
+    assert model.cv_scores_["gp"] == float("inf")
+    assert "gp failed in cross-validation at n = 24" in caplog.text
+
+
+class _NeverFits(GaussianProcess):
+    """A GP whose every fit fails as a numerically hopeless one would."""
+
+    def fit(self, X: torch.Tensor, Y: torch.Tensor, Yvar: torch.Tensor | None = None) -> _NeverFits:
+        raise DataError("Cholesky failed for every jitter tried")
+
+
+def test_every_candidate_failing_is_a_clear_data_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from surrogate_al import surrogates
+
+    monkeypatch.setitem(surrogates.SURROGATES, "never_fits", _NeverFits)
+    X, Y = _data(24)
+    model = _auto(candidates=["gp", "never_fits"], candidate_options={"gp": {"max_exact_points": 10}})
+    with pytest.raises(DataError, match=r"no candidate could be fitted on 24 points.*gp: .*10.*never_fits: Cholesky failed"):
+        model.fit(X, Y)
+    assert model.selected_ is None
+
+
+def test_state_round_trip_keeps_the_choice_and_its_cadence() -> None:
+    X, Y = _data(20)
+    model = _auto().fit(X, Y)
+    state = model.state_dict()
+    assert state["kind"] == "auto" and state["selected"] == model.selected_ and state["fitted_shape"] == [2, 1]
+    fresh = _auto().load_state_dict(state)
+    assert (fresh.selected_, fresh.selected_at_n_, fresh.cv_scores_) == (model.selected_, 20, model.cv_scores_)
+    torch.testing.assert_close(fresh.predict(X[:5]).mean, model.predict(X[:5]).mean, rtol=0.0, atol=0.0)
+    with pytest.raises(ConfigError, match=r"not among candidates = \['gp'\]"):
+        make_surrogate("auto", candidates=["gp"], bounds=BOUNDS, device="cpu").load_state_dict(state | {"selected": "ensemble"})
+    with pytest.raises(ConfigError, match="not an AutoSurrogate state"):
+        _auto().load_state_dict(model.selected_model.state_dict())
+
+
+def test_bounds_set_later_reach_every_candidate() -> None:
+    model = make_surrogate("auto", device="cpu", candidate_options={"ensemble": SMALL_ENSEMBLE})
+    assert model.bounds is None
+    model.bounds = BOUNDS
+    assert all(torch.equal(m.bounds, BOUNDS) for m in model._models.values())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"candidates": []}, r"candidates = \[\]; expected a non-empty list"),
+        ({"candidates": "gp"}, r"candidates = 'gp'; expected a non-empty list"),
+        ({"candidates": ["gp", "forest"]}, r"candidate 'forest' is not a surrogate kind; choose from \['ensemble', 'gp', 'mc_dropout'\]"),
+        ({"candidates": ["gp", "auto"]}, r"candidate 'auto' is not a surrogate kind"),
+        ({"candidates": ["gp", "gp"]}, r"name a kind twice"),
+        ({"folds": 1}, r"folds = 1; expected an integer >= 2"),
+        ({"reselect_growth": 0.5}, r"reselect_growth = 0.5; expected a number >= 1"),
+        ({"candidate_options": {"mc_dropout": {}}}, r"entry for 'mc_dropout', which is not among candidates"),
+        ({"candidate_options": {"gp": {"seed": 3}}}, r"candidate_options\['gp'\] sets \['seed'\]"),
+        ({"candidate_options": {"ensemble": {"num_member": 3}}}, r"candidate 'ensemble': .*has no option\(s\) \['num_member'\]"),
+        ({"candidate_options": {"ensemble": {"max_epochs": 0}}}, r"candidate 'ensemble': DeepEnsemble: max_epochs"),
+    ],
+)
+def test_bad_configuration_names_the_field(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_surrogate("auto", **options)
+
+
+def test_too_few_points_to_cross_validate_take_the_first_candidate() -> None:
+    X, Y = _data(2)
+    model = _auto(candidates=["ensemble", "gp"]).fit(X, Y)
+    assert model.selected_ == "ensemble" and all(math.isnan(s) for s in model.cv_scores_.values())  # unscored
+
+
+def test_data_box_is_used_for_the_folds_when_no_bounds_are_given() -> None:
+    X, Y = _data(12)
+    X = X * 10.0 + 5.0  # far outside the unit cube
+    X[:, 1] = 7.0  # a constant column must not divide by zero
+    model = make_surrogate("auto", device="cpu", folds=3, candidate_options={"ensemble": SMALL_ENSEMBLE}).fit(X, Y)
+    assert all(torch.isfinite(torch.tensor(s)) for s in model.cv_scores_.values())
