@@ -51,7 +51,10 @@ class MCDropoutMLP(MLPSurrogateBase):
         max_epochs: epochs per fit; None chooses by data size.
         batch_size: points per step; None chooses by data size.
         learning_rate: initial AdamW learning rate.
-        warm_start: refit from the previous weights when the shapes still match.
+        warm_start: refit from the previous weights, with 30 % of the
+            automatic step budget, when the shapes still match. Off by
+            default, as for :class:`~surrogate_al.surrogates.DeepEnsemble`
+            (the shortened refits ended up to 3x less accurate there).
         seed: seed of every random draw (initialisation, shuffling, dropout,
             the fixed prediction masks).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
@@ -72,7 +75,7 @@ class MCDropoutMLP(MLPSurrogateBase):
         max_epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float = 1e-2,
-        warm_start: bool = True,
+        warm_start: bool = False,
         seed: int = 0,
         device: str | torch.device = "auto",
         dtype: torch.dtype = torch.float64,
