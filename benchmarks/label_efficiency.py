@@ -60,6 +60,9 @@ CELL_VERSION = 2
 #: on it are then re-run (3: integrated-variance information term instead of log-det;
 #: 4: λ constant 0.9 instead of cosine 0.3 -> 0.9).
 DEFAULT_POLICY_VERSION = 4
+#: Version of the deep ensemble's defaults that a policy on it inherits: 2 since
+#: ``warm_start`` became False (cells of the warm policy live on as ``*-ensemble-warm``).
+NEURAL_DEFAULTS_VERSION = 2
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)
@@ -124,12 +127,19 @@ class Method:
         """:data:`DEFAULT_POLICY_VERSION` for methods built on the default policy, else None."""
         return DEFAULT_POLICY_VERSION if self.policy == "default" else None
 
+    @property
+    def surrogate_version(self) -> int | None:
+        """:data:`NEURAL_DEFAULTS_VERSION` for policies on the ensemble's defaults (``ensemble``, ``auto``), else None."""
+        uses_defaults = self.adaptive and self.surrogate in ("ensemble", "auto") and "warm_start" not in self.surrogate_options
+        return NEURAL_DEFAULTS_VERSION if uses_defaults else None
+
 
 def is_current(cell: dict[str, Any], test_size: int) -> bool:
     """Whether a stored cell was made with the current code and settings (else it is re-run / ignored)."""
     method = METHODS.get(cell.get("method", ""))
     return (method is not None and cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
-            and cell.get("policy_version") == method.policy_version)
+            and cell.get("policy_version") == method.policy_version
+            and cell.get("surrogate_version") == method.surrogate_version)
 
 
 #: qNIPV settings for the benchmark: BoTorch's joint q-batch optimisation with the
@@ -341,11 +351,13 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     propose_seconds = 0.0
     curve: list[float] = []
     failed = 0
-    # The auto rows choose their kind as a campaign's AutoSurrogate does (cross-validation
-    # when the data grew by its reselect_growth since the last choice), but, like every
-    # other row, measure a freshly fitted model of that kind: a warm-started refit, as a
-    # campaign keeps, was up to 2.4x worse on Branin at 40 runs.
+    # The auto rows measure as every other row does, a fresh model on the first c runs:
+    # an AutoSurrogate's choice by cross-validation, made again (as in a campaign) once
+    # the runs grew by its reselect_growth, and a fresh fit of the chosen kind in between.
+    # This choice is made at the measured run counts; the policy's own AutoSurrogate
+    # chooses at its refits, recorded beside it ("policy_models").
     chosen: list[str] = []
+    policy_models: list[str] = []
     last_choice: dict[str, Any] = {"kind": None, "n": 0}
 
     def measure(U: NDArray[np.float64], Y: NDArray[np.float64]) -> None:
@@ -394,6 +406,8 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
                 c = pending_counts.pop(0)
                 ok = ok_all[:c]
                 measure(U_all[:c][ok], Y_all[:c][ok])
+                if spec.surrogate == "auto":
+                    policy_models.append(str(surrogate.selected_))
             if n >= top:
                 break
             data = Dataset(X=U_all[ok_all], Y=Y_all[ok_all], X_failed=U_all[~ok_all])
@@ -409,6 +423,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     return {
         "version": CELL_VERSION,
         "policy_version": spec.policy_version,
+        "surrogate_version": spec.surrogate_version,
         "problem": problem,
         "method": method,
         "seed": seed,
@@ -418,6 +433,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         "nrmse": curve,
         "failed_runs": failed,
         **({"chosen_models": chosen} if chosen else {}),
+        **({"policy_models": policy_models} if policy_models else {}),
         "propose_seconds": propose_seconds,
         "seconds": time.perf_counter() - t_start,
     }

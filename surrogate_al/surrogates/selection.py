@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
 from surrogate_al.errors import ConfigError, DataError, SurrogateALError
@@ -46,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 #: Options the selector hands to every candidate itself.
 _SHARED_OPTIONS = ("seed", "device", "dtype", "bounds")
+
+#: Failures of a candidate's fit that make it unusable on these data but must not stop
+#: the campaign: the surrogates' own data errors, numerical breakdowns, GPU memory.
+#: Anything else (a device or dtype mix-up, a bug) is raised.
+_FIT_FAILURES = (SurrogateALError, torch.linalg.LinAlgError, NotPSDError, torch.cuda.OutOfMemoryError)
 
 
 class AutoSurrogate:
@@ -117,6 +123,11 @@ class AutoSurrogate:
                 f"AutoSurrogate: reselect_growth = {reselect_growth!r}; expected a number >= 1 "
                 "(1 cross-validates at every fit, 1.5 whenever the data grew by half)"
             )
+        if candidate_options is not None and not isinstance(candidate_options, Mapping):
+            raise ConfigError(
+                f"AutoSurrogate: candidate_options = {candidate_options!r}; expected a table from kind to its "
+                "options, e.g. {'ensemble': {'num_members': 5}}"
+            )
         options = dict(candidate_options or {})
         for kind, opts in options.items():
             if kind not in kinds:
@@ -149,8 +160,9 @@ class AutoSurrogate:
         self.device = device
         self.dtype = dtype
         self._bounds = None if bounds is None else check_bounds(bounds, "AutoSurrogate")
-        # One persistent model per kind, so the chosen one warm-starts from its
-        # previous fit; building them here also checks every candidate's options now.
+        # One model per kind; the chosen one is refitted on every fit (a GP then starts
+        # from its previous hyperparameters). Building them here checks every
+        # candidate's options now, not at the first choice.
         self._models = {kind: self._new_model(kind, self._bounds) for kind in self.candidates}
 
         self.selected_: str | None = None
@@ -192,10 +204,13 @@ class AutoSurrogate:
         Returns:
             ``self``, fitted.
 
+        If the chosen kind cannot be fitted on all points (say a GP past its
+        ``max_exact_points``), the next best scored kind is fitted instead,
+        and the choice is made again at the next fit.
+
         Raises:
-            ShapeError, DataError: bad training data; DataError also when
-                every candidate failed to fit in cross-validation (the
-                message gives each one's reason).
+            ShapeError, DataError: bad training data; DataError also when no
+                candidate can be fitted (the message gives each one's reason).
         """
         dev = resolve_device(self.device)
         X = as_tensor(X, self.dtype, dev, "X").detach()
@@ -205,35 +220,55 @@ class AutoSurrogate:
         n = X.shape[0]
         shape_changed = self.fitted_shape_ != (X.shape[1], Y.shape[1])
         due = self.selected_ is None or shape_changed or n >= self.reselect_growth * self.selected_at_n_
+        if not due:
+            assert self.selected_ is not None
+            try:
+                self._models[self.selected_].fit(X, Y, Yvar)
+            except _FIT_FAILURES as exc:
+                logger.warning("AutoSurrogate: %s could not be refitted on %d points (%s); choosing again",
+                               self.selected_, n, exc)
+                due = True
         if due:
-            self._select(X, Y, Yvar)
-        assert self.selected_ is not None
-        self._models[self.selected_].fit(X, Y, Yvar)
+            self._choose_and_fit(X, Y, Yvar)
         self.fitted_shape_ = (X.shape[1], Y.shape[1])
         return self
 
-    def _select(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> None:
+    def _choose_and_fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> None:
+        """Score the candidates, then fit the best one that can be fitted on all points."""
         n = X.shape[0]
+        reasons: dict[str, str] = {}
         if len(self.candidates) == 1 or n < 3:
             # Nothing to compare, or too few points to hold one out and still fit on two:
-            # the first candidate, unscored.
+            # the candidates in the order given, unscored.
             scores = {kind: math.nan for kind in self.candidates}
         else:
-            scores, reasons = {}, {}
+            scores = {}
             for kind in self.candidates:
                 scores[kind], reasons[kind] = self._cross_validate(kind, X, Y, Yvar)
-            if all(math.isinf(s) for s in scores.values()):
-                detail = "; ".join(f"{k}: {r}" for k, r in reasons.items())
-                raise DataError(f"AutoSurrogate: no candidate could be fitted on {n} points in cross-validation ({detail})")
-        # min() keeps the first of equal scores: candidates are in order of preference.
-        choice = min(self.candidates, key=lambda k: (math.isnan(scores[k]), scores[k]))
-        if self.selected_ is not None and choice != self.selected_:
-            logger.info("AutoSurrogate: switching from %s to %s at n = %d", self.selected_, choice, n)
-        logger.info(
-            "AutoSurrogate: %s chosen at n = %d (cross-validated NRMSE %s)",
-            choice, n, ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
-        )
-        self.selected_, self.cv_scores_, self.selected_at_n_ = choice, scores, n
+        # sorted() is stable: equal scores keep the candidates' order of preference;
+        # unscored (NaN) kinds come last.
+        ranked = sorted(self.candidates, key=lambda k: (math.isnan(scores[k]), scores[k]))
+        for kind in ranked:
+            # A kind not in use since an earlier choice starts afresh: its old fit is stale,
+            # and a remote or resumed fit would start it afresh too.
+            model = self._models[kind] if kind == self.selected_ else self._new_model(kind, self._bounds)
+            try:
+                model.fit(X, Y, Yvar)
+            except _FIT_FAILURES as exc:
+                logger.warning("AutoSurrogate: %s could not be fitted on all %d points: %s", kind, n, exc)
+                reasons[kind] = f"{reasons[kind]}; on all points: {exc}" if reasons.get(kind) else str(exc)
+                continue
+            if self.selected_ is not None and kind != self.selected_:
+                logger.info("AutoSurrogate: switching from %s to %s at n = %d", self.selected_, kind, n)
+            logger.info(
+                "AutoSurrogate: %s chosen at n = %d (cross-validated NRMSE %s)",
+                kind, n, ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
+            )
+            self._models[kind] = model
+            self.selected_, self.cv_scores_, self.selected_at_n_ = kind, scores, n
+            return
+        detail = "; ".join(f"{k}: {r}" for k, r in reasons.items())
+        raise DataError(f"AutoSurrogate: no candidate could be fitted on {n} points ({detail})")
 
     def _cross_validate(self, kind: str, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> tuple[float, str]:
         """NRMSE of ``kind``'s held-out predictions over ``folds`` folds, and why it is inf if it is."""
@@ -257,7 +292,7 @@ class AutoSurrogate:
                 model = self._new_model(kind, bounds).fit(X[train], Y[train], None if Yvar is None else Yvar[train])
                 with torch.no_grad():
                     mean = model.predict(X[fold]).mean.to(Y)
-            except (SurrogateALError, RuntimeError) as exc:
+            except _FIT_FAILURES as exc:
                 # A candidate that cannot be fitted here is not chosen; the campaign goes on.
                 logger.warning("AutoSurrogate: %s failed in cross-validation at n = %d: %s", kind, n, exc)
                 return math.inf, str(exc)

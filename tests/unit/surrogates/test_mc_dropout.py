@@ -156,3 +156,15 @@ def test_many_points_predict_in_blocks_exactly_as_few_points():
         assert torch.allclose(pred.epistemic_var[start : start + 100], piece.epistemic_var, atol=1e-12)
     pred.epistemic_var.sum().backward()
     assert torch.isfinite(X.grad).all() and (X.grad != 0).any()
+
+
+def test_default_refit_trains_from_scratch():
+    # Warm start is opt-in (see DeepEnsemble): a refit runs the full automatic schedule.
+    X, Y = sine_data(20)
+    model = quick(max_epochs=None, num_passes=4).fit(X, Y)
+    first = model.training_report_.steps
+    model.fit(*sine_data(30, seed=1))
+    assert model.warm_start is False and model.training_report_.steps == first
+    warm = quick(max_epochs=None, num_passes=4, warm_start=True).fit(X, Y)
+    warm.fit(*sine_data(30, seed=1))
+    assert warm.training_report_.steps < first

@@ -53,9 +53,10 @@ def test_choice_is_revisited_only_when_the_data_grew_by_the_factor() -> None:
     X, Y = _data(40)
     model = _auto(reselect_growth=1.5).fit(X[:20], Y[:20])
     assert model.selected_at_n_ == 20
+    before = model.predict(X[30:34]).mean.detach()
     model.fit(X[:29], Y[:29])
-    assert model.selected_at_n_ == 20  # 29 < 1.5 x 20: only the chosen model was refitted
-    assert model.selected_model.num_outputs == 1 and model.predict(X[25:29]).mean.shape == (4, 1)
+    assert model.selected_at_n_ == 20  # 29 < 1.5 x 20: no new choice ...
+    assert not torch.equal(model.predict(X[30:34]).mean.detach(), before)  # ... but the chosen model was refitted
     model.fit(X[:30], Y[:30])
     assert model.selected_at_n_ == 30
     # A new output column forces a new choice whatever the growth.
@@ -99,6 +100,9 @@ def test_state_round_trip_keeps_the_choice_and_its_cadence() -> None:
     fresh = _auto().load_state_dict(state)
     assert (fresh.selected_, fresh.selected_at_n_, fresh.cv_scores_) == (model.selected_, 20, model.cv_scores_)
     torch.testing.assert_close(fresh.predict(X[:5]).mean, model.predict(X[:5]).mean, rtol=0.0, atol=0.0)
+    X2, Y2 = _data(40, seed=1)
+    fresh.fit(X2[:25], Y2[:25])
+    assert fresh.selected_at_n_ == 20  # the cadence carries over: 25 < 1.5 x 20
     with pytest.raises(ConfigError, match=r"not among candidates = \['gp'\]"):
         make_surrogate("auto", candidates=["gp"], bounds=BOUNDS, device="cpu").load_state_dict(state | {"selected": "ensemble"})
     with pytest.raises(ConfigError, match="not an AutoSurrogate state"):
@@ -145,3 +149,27 @@ def test_data_box_is_used_for_the_folds_when_no_bounds_are_given() -> None:
     X[:, 1] = 7.0  # a constant column must not divide by zero
     model = make_surrogate("auto", device="cpu", folds=3, candidate_options={"ensemble": SMALL_ENSEMBLE}).fit(X, Y)
     assert all(torch.isfinite(torch.tensor(s)) for s in model.cv_scores_.values())
+
+
+def test_a_chosen_kind_that_cannot_take_all_points_gives_way_to_the_next(caplog: pytest.LogCaptureFixture) -> None:
+    X, Y = _data(24)
+    # The GP wins the folds (16 points each, within its limit of 20) but cannot take all 24.
+    model = _auto(candidate_options={"gp": {"max_exact_points": 20}, "ensemble": SMALL_ENSEMBLE | {"max_epochs": 1}})
+    with caplog.at_level(logging.WARNING, logger="surrogate_al.surrogates.selection"):
+        model.fit(X, Y)
+    assert model.cv_scores_["gp"] < model.cv_scores_["ensemble"]
+    assert model.selected_ == "ensemble" and isinstance(model.selected_model, DeepEnsemble)
+    assert "gp could not be fitted on all 24 points" in caplog.text
+
+
+def test_choice_survives_the_remote_fit_round_trip() -> None:
+    from surrogate_al.checkpoint import state_from_bytes
+    from surrogate_al.dispatch import fit_surrogate_on_worker
+
+    X, Y = _data(40)
+    options = {"folds": 3, "candidate_options": {"ensemble": SMALL_ENSEMBLE}, "bounds": BOUNDS, "device": "cpu"}
+    first = fit_surrogate_on_worker("auto", options, X[:20], Y[:20], None, None)
+    second = state_from_bytes(fit_surrogate_on_worker("auto", options, X[:25], Y[:25], None, first))
+    assert second["selected"] == state_from_bytes(first)["selected"] and second["selected_at_n"] == 20
+    third = state_from_bytes(fit_surrogate_on_worker("auto", options, X[:30], Y[:30], None, first))
+    assert third["selected_at_n"] == 30
