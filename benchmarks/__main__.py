@@ -45,6 +45,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], str]] = {
         ["--json", "{dir}/throughput.json"],
         "throughput.json",
     ),
+    "warm_start": (
+        ["--quick", "--json", "{dir}/warm_start.json"],
+        ["--json", "{dir}/warm_start.json"],
+        "warm_start.json",
+    ),
     "label_efficiency": (
         ["--quick"],
         ["--full", "--jobs", "2"],

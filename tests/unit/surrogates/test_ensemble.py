@@ -254,7 +254,7 @@ def test_warm_refit_runs_fewer_steps_and_stays_accurate():
 
 
 def test_default_refit_trains_from_scratch_with_the_full_budget():
-    # Warm start is opt-in: shortened warm refits ended 1.3-3x less accurate along a campaign.
+    # Warm start is opt-in: warm refits ended 1.6-3.5x less accurate along a campaign (benchmarks/warm_start.py).
     X1, Y1 = sine_data(20, seed=0)
     X2, Y2 = sine_data(30, seed=1)
     model = quick(max_epochs=None).fit(X1, Y1)
