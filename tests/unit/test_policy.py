@@ -194,9 +194,12 @@ def test_labelled_points_not_yet_fitted_count_as_pending(data_2d, fitted_gp_2d) 
 @pytest.mark.parametrize("kind", sorted(SURROGATES))
 @pytest.mark.parametrize("mode", ["synthesis", "pool"])
 def test_default_policy_runs_on_every_surrogate(kind: str, mode: str, data_2d) -> None:
-    options = {"bounds": unit(2), "seed": 0}
-    if kind != "gp":
-        options.update(max_epochs=100, hidden_layers=(32, 32), device="cpu")
+    options: dict = {"bounds": unit(2), "seed": 0}
+    small_network = {"max_epochs": 100, "hidden_layers": (32, 32)}
+    if kind == "auto":
+        options.update(folds=2, device="cpu", candidate_options={"ensemble": small_network})
+    elif kind != "gp":
+        options.update(small_network, device="cpu")
     pool = np.random.default_rng(0).random((500, 2)) if mode == "pool" else None
     policy = fast_policy(make_surrogate(kind, **options), mode=mode, candidates=pool)
     pending = np.array([[0.2, 0.8]])
