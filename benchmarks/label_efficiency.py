@@ -302,8 +302,15 @@ def nrmse(kind: str, U: NDArray[np.float64], Y: NDArray[np.float64], test: tuple
     """
     import torch
 
-    U_test, Y_test = test
     model = (model if model is not None else make_model(kind, U.shape[1], seed)).fit(torch.as_tensor(U), torch.as_tensor(Y))
+    return score_on_test(model, test)
+
+
+def score_on_test(model: Any, test: tuple[NDArray[np.float64], NDArray[np.float64]]) -> float:
+    """Test NRMSE of a fitted surrogate: mean over outputs of RMSE / std of the test outputs."""
+    import torch
+
+    U_test, Y_test = test
     with torch.no_grad():
         mean = torch.cat([model.predict(torch.as_tensor(U_test[i : i + 500])).mean for i in range(0, len(U_test), 500)])
     err = np.sqrt(((mean.numpy() - Y_test) ** 2).mean(axis=0)) / Y_test.std(axis=0)

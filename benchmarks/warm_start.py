@@ -27,28 +27,17 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 RUNS = (20, 28, 40, 56, 80)
 VARIANTS = ("warm", "warm-full", "fresh")
 
 
-def _nrmse(model: Any, test: tuple[np.ndarray, np.ndarray]) -> float:
-    import torch
-
-    U_test, Y_test = test
-    with torch.no_grad():
-        mean = model.predict(torch.as_tensor(U_test)).mean.numpy()
-    return float((np.sqrt(((mean - Y_test) ** 2).mean(axis=0)) / Y_test.std(axis=0)).mean())
-
-
 def curves(problem: str, seed: int) -> dict[str, list[float]]:
     """Test NRMSE at each of :data:`RUNS` for each of :data:`VARIANTS`, one seed."""
     import torch
 
-    from benchmarks.label_efficiency import _load, _unit_bounds, evaluate, test_set
+    from benchmarks.label_efficiency import _load, _unit_bounds, evaluate, score_on_test, test_set
     from surrogate_al.surrogates import DeepEnsemble
     from surrogate_al.surrogates._mlp import plan_training
 
@@ -66,9 +55,9 @@ def curves(problem: str, seed: int) -> dict[str, list[float]]:
     for n in RUNS:
         keep = ok[:n]
         X, T = torch.as_tensor(U[:n][keep]), torch.as_tensor(Y[:n][keep])
-        out["warm"].append(_nrmse(warm.fit(X, T), test))
-        out["warm-full"].append(_nrmse(warm_full.fit(X, T), test))
-        out["fresh"].append(_nrmse(DeepEnsemble(seed=seed, bounds=bounds).fit(X, T), test))
+        out["warm"].append(score_on_test(warm.fit(X, T), test))
+        out["warm-full"].append(score_on_test(warm_full.fit(X, T), test))
+        out["fresh"].append(score_on_test(DeepEnsemble(seed=seed, bounds=bounds).fit(X, T), test))
     return out
 
 

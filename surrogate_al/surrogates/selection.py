@@ -143,15 +143,7 @@ class AutoSurrogate:
                     f"AutoSurrogate: candidate_options[{kind!r}] sets {shared}; these are the AutoSurrogate's own "
                     "and passed to every candidate: remove them there"
                 )
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"AutoSurrogate: seed = {seed!r}; expected a non-negative integer")
-        try:
-            resolve_device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ConfigError(f"AutoSurrogate: device = {device!r} is not a torch device ({exc}); use 'auto', 'cpu' or 'cuda'") from exc
-        if dtype not in (torch.float32, torch.float64):
-            raise ConfigError(f"AutoSurrogate: dtype = {dtype!r}; expected torch.float64 (default) or torch.float32")
-
+        # seed, device and dtype are checked by every candidate's constructor below.
         self.candidates = tuple(kinds)
         self.folds = folds
         self.reselect_growth = float(reselect_growth)
@@ -196,6 +188,10 @@ class AutoSurrogate:
     def fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None = None) -> AutoSurrogate:
         """Choose a kind by cross-validation when due, then fit it on all points.
 
+        If the chosen kind cannot be fitted on all points (say a GP past its
+        ``max_exact_points``), the next best scored kind is fitted instead,
+        and the choice is made again at the next fit.
+
         Args:
             X: ``n x d`` inputs.
             Y: ``n x m`` outputs (or ``n``).
@@ -203,10 +199,6 @@ class AutoSurrogate:
 
         Returns:
             ``self``, fitted.
-
-        If the chosen kind cannot be fitted on all points (say a GP past its
-        ``max_exact_points``), the next best scored kind is fitted instead,
-        and the choice is made again at the next fit.
 
         Raises:
             ShapeError, DataError: bad training data; DataError also when no
