@@ -63,6 +63,10 @@ DEFAULT_POLICY_VERSION = 4
 #: Version of the deep ensemble's defaults that a policy on it inherits: 2 since
 #: ``warm_start`` became False (cells of the warm policy live on as ``*-ensemble-warm``).
 NEURAL_DEFAULTS_VERSION = 2
+#: Version of AutoSurrogate's choice rule that an ``auto`` method on its defaults
+#: inherits: 2 since the one-standard-error rule (``se_margin`` = 1); cells of the
+#: lowest-score rule live on as ``*-auto-lowest`` (``se_margin`` = 0).
+AUTO_SELECTION_VERSION = 2
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)
@@ -108,7 +112,8 @@ class Method:
         options: extra policy options (``schedule`` given as (kind, start, end)).
         surrogate: ``"gp"``, ``"ensemble"`` or ``"auto"`` (the policy's and the evaluation's).
         surrogate_options: constructor options of the policy's surrogate (the
-            evaluation always fits a fresh one with the defaults).
+            evaluation fits a fresh one with the defaults, except that an
+            ``auto`` evaluation chooses by the same options).
     """
 
     name: str
@@ -133,13 +138,19 @@ class Method:
         uses_defaults = self.adaptive and self.surrogate in ("ensemble", "auto") and "warm_start" not in self.surrogate_options
         return NEURAL_DEFAULTS_VERSION if uses_defaults else None
 
+    @property
+    def selection_version(self) -> int | None:
+        """:data:`AUTO_SELECTION_VERSION` for ``auto`` methods on the default choice rule, else None."""
+        return AUTO_SELECTION_VERSION if self.surrogate == "auto" and "se_margin" not in self.surrogate_options else None
+
 
 def is_current(cell: dict[str, Any], test_size: int) -> bool:
     """Whether a stored cell was made with the current code and settings (else it is re-run / ignored)."""
     method = METHODS.get(cell.get("method", ""))
     return (method is not None and cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
             and cell.get("policy_version") == method.policy_version
-            and cell.get("surrogate_version") == method.surrogate_version)
+            and cell.get("surrogate_version") == method.surrogate_version
+            and cell.get("selection_version") == method.selection_version)
 
 
 #: qNIPV settings for the benchmark: BoTorch's joint q-batch optimisation with the
@@ -184,6 +195,10 @@ METHODS: dict[str, Method] = {
         # (AutoSurrogate), with its like-for-like Sobol baseline.
         Method("default-auto", policy="default", surrogate="auto"),
         Method("sobol-auto", design="sobol", surrogate="auto"),
+        # The same with the choice rule before the one-standard-error rule: the lowest
+        # cross-validated error wins, however small the difference.
+        Method("default-auto-lowest", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.0}),
+        Method("sobol-auto-lowest", design="sobol", surrogate="auto", surrogate_options={"se_margin": 0.0}),
     )
 }
 
@@ -372,7 +387,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
             curve.append(nrmse(spec.surrogate, U, Y, test, seed))
             return
         if last_choice["kind"] is None or len(U) >= last_choice["growth"] * last_choice["n"]:
-            auto = make_model("auto", d, seed)
+            auto = make_model("auto", d, seed, **spec.surrogate_options)
             curve.append(nrmse("auto", U, Y, test, seed, model=auto))
             last_choice.update(kind=auto.selected_, n=len(U), growth=auto.reselect_growth)
         else:
@@ -431,6 +446,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         "version": CELL_VERSION,
         "policy_version": spec.policy_version,
         "surrogate_version": spec.surrogate_version,
+        "selection_version": spec.selection_version,
         "problem": problem,
         "method": method,
         "seed": seed,
@@ -473,7 +489,8 @@ def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool
 
 
 #: Methods measured with another surrogate than the GP, and Sobol measured with theirs.
-OWN_BASELINE = {"default-ensemble": "sobol-ensemble", "default-auto": "sobol-auto"}
+OWN_BASELINE = {"default-ensemble": "sobol-ensemble", "default-auto": "sobol-auto",
+                "default-auto-lowest": "sobol-auto-lowest"}
 
 #: Order in which a run works through the methods: the comparison the claims rest on
 #: (default vs Sobol) first, so a run stopped early still answers it on every problem.
@@ -484,6 +501,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
     ("sobol-ensemble", "default-ensemble"),
     ("sobol-auto", "default-auto"),
     ("anneal-up-ensemble", "default-ensemble-warm", "anneal-up-ensemble-warm"),
+    ("sobol-auto-lowest", "default-auto-lowest"),
 )
 
 

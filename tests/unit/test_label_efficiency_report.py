@@ -62,6 +62,26 @@ def test_a_change_of_the_default_policy_reruns_only_the_cells_built_on_it(tmp_pa
     assert not le.is_current(cells[0], 500)  # another test-set size
 
 
+def test_a_change_of_the_auto_choice_rule_reruns_the_auto_cells_on_its_default() -> None:
+    runs, curve = [20, 28, 40], [0.3, 0.2, 0.1]
+
+    def auto_cell(method: str, selection_version: int | None) -> dict:
+        spec = le.METHODS[method]
+        cell = _cell("branin", method, 0, runs, curve) | {"surrogate_version": spec.surrogate_version}
+        return cell if selection_version is None else cell | {"selection_version": selection_version}
+
+    # A cell from before the rule had a version (no key) counts only for the rows that pin
+    # the old rule; the rows on the default need the current version.
+    assert not le.is_current(auto_cell("default-auto", None), 1000)
+    assert not le.is_current(auto_cell("sobol-auto", None), 1000)
+    assert le.is_current(auto_cell("default-auto", le.AUTO_SELECTION_VERSION), 1000)
+    assert le.is_current(auto_cell("default-auto-lowest", None), 1000)
+    assert le.is_current(auto_cell("sobol-auto-lowest", None), 1000)
+    assert not le.is_current(auto_cell("default-auto-lowest", le.AUTO_SELECTION_VERSION), 1000)
+    # The GP rows do not depend on it.
+    assert le.METHODS["default-gp"].selection_version is None
+
+
 def test_aggregate_gives_medians_ratios_and_fraction_of_runs() -> None:
     runs = [20, 28, 40, 56, 80, 112, 160]
     sobol = [0.8, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1]

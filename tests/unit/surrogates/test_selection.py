@@ -49,6 +49,57 @@ def test_picks_the_candidate_that_predicts_held_out_points_better() -> None:
     assert untrained.cv_scores_["gp"] < 0.2
 
 
+_GP_HELD_OUT = torch.tensor([0.2, 1.8] * 4, dtype=DT)  # per-point squared errors, mean 1.0
+
+
+@pytest.mark.parametrize(
+    ("ensemble_held_out", "se_margin", "chosen"),
+    [
+        # Lower on average (0.8) but worse on half the points: within one standard error.
+        (_GP_HELD_OUT - torch.tensor([0.9, -0.5] * 4, dtype=DT), 1.0, "gp"),
+        (_GP_HELD_OUT - torch.tensor([0.9, -0.5] * 4, dtype=DT), 0.0, "ensemble"),  # 0: the lowest score
+        # Lower by 0.2 on every point: clearly better.
+        (_GP_HELD_OUT - 0.2, 1.0, "ensemble"),
+        (_GP_HELD_OUT - 0.2, 1e6, "ensemble"),  # no spread at all: any margin is passed
+        # Higher: never chosen over the GP, whatever the margin.
+        (_GP_HELD_OUT + 0.2, 0.0, "gp"),
+    ],
+)
+def test_a_later_candidate_is_chosen_only_when_clearly_better(
+    monkeypatch: pytest.MonkeyPatch, ensemble_held_out: torch.Tensor, se_margin: float, chosen: str
+) -> None:
+    """The one-standard-error rule on given held-out errors.
+
+    The cross-validation is replaced by fixed per-point errors (so that the
+    rule, not the noise of two real fits, is what is tested); the fit on all
+    points is real.
+    """
+    held_out = {"gp": _GP_HELD_OUT, "ensemble": ensemble_held_out}
+
+    def fixed(self: AutoSurrogate, kind: str, X: object, Y: object, Yvar: object) -> tuple[float, torch.Tensor, str]:
+        return math.sqrt(float(held_out[kind].mean())), held_out[kind], ""
+
+    monkeypatch.setattr(AutoSurrogate, "_cross_validate", fixed)
+    X, Y = _data(24)
+    model = _auto(se_margin=se_margin).fit(X, Y)
+    assert model.selected_ == chosen
+    assert isinstance(model.selected_model, GaussianProcess if chosen == "gp" else DeepEnsemble)
+
+
+def test_held_out_errors_are_per_point_and_reproducible() -> None:
+    """Each kind's per-point errors line up point for point, and their mean is the score squared."""
+    X, Y = _data(24)
+    model = _auto()
+    scores, losses = {}, {}
+    for kind in ("gp", "ensemble"):
+        scores[kind], losses[kind], reason = model._cross_validate(kind, X, Y, None)
+        assert reason == "" and losses[kind].shape == (24,)
+        torch.testing.assert_close(float(losses[kind].mean()), scores[kind] ** 2)
+    # The same points are held out in the same order: a kind scored twice gives the same errors.
+    _, again, _ = model._cross_validate("gp", X, Y, None)
+    torch.testing.assert_close(again, losses["gp"])
+
+
 def test_choice_is_revisited_only_when_the_data_grew_by_the_factor() -> None:
     X, Y = _data(40)
     model = _auto(reselect_growth=1.5).fit(X[:20], Y[:20])
@@ -126,6 +177,8 @@ def test_bounds_set_later_reach_every_candidate() -> None:
         ({"candidates": ["gp", "gp"]}, r"name a kind twice"),
         ({"folds": 1}, r"folds = 1; expected an integer >= 2"),
         ({"reselect_growth": 0.5}, r"reselect_growth = 0.5; expected a number >= 1"),
+        ({"se_margin": -1}, r"se_margin = -1; expected a number >= 0"),
+        ({"se_margin": float("nan")}, r"se_margin = nan; expected a number >= 0"),
         ({"candidate_options": {"mc_dropout": {}}}, r"entry for 'mc_dropout', which is not among candidates"),
         ({"candidate_options": {"gp": {"seed": 3}}}, r"candidate_options\['gp'\] sets \['seed'\]"),
         ({"candidate_options": {"ensemble": {"num_member": 3}}}, r"candidate 'ensemble': .*has no option\(s\) \['num_member'\]"),
