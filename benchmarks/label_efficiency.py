@@ -64,9 +64,10 @@ DEFAULT_POLICY_VERSION = 4
 #: ``warm_start`` became False (cells of the warm policy live on as ``*-ensemble-warm``).
 NEURAL_DEFAULTS_VERSION = 2
 #: Version of AutoSurrogate's choice rule that an ``auto`` method on its defaults
-#: inherits: 2 since the one-standard-error rule (``se_margin`` = 1); cells of the
+#: inherits: 3 since the sign-test rule (``se_margin`` = 1; 2 was a mean-difference
+#: rule, run on 2 seeds and superseded, docs/benchmarks.md); cells of the
 #: lowest-score rule live on as ``*-auto-lowest`` (``se_margin`` = 0).
-AUTO_SELECTION_VERSION = 2
+AUTO_SELECTION_VERSION = 3
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)

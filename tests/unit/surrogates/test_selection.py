@@ -49,20 +49,25 @@ def test_picks_the_candidate_that_predicts_held_out_points_better() -> None:
     assert untrained.cv_scores_["gp"] < 0.2
 
 
-_GP_HELD_OUT = torch.tensor([0.2, 1.8] * 4, dtype=DT)  # per-point squared errors, mean 1.0
+_GP_HELD_OUT = torch.tensor([0.2, 1.8] * 8, dtype=DT)  # per-point squared errors of 16 points, mean 1.0
+# 1.5 lower on 4 of the GP's large errors, 0.05 higher on the other 12 points: mean 0.66.
+_FEW_BIG_WINS = torch.tensor([0.25, 0.3] * 4 + [0.25, 1.85] * 4, dtype=DT)
 
 
 @pytest.mark.parametrize(
     ("ensemble_held_out", "se_margin", "chosen"),
     [
-        # Lower on average (0.8) but worse on half the points: within one standard error.
-        (_GP_HELD_OUT - torch.tensor([0.9, -0.5] * 4, dtype=DT), 1.0, "gp"),
-        (_GP_HELD_OUT - torch.tensor([0.9, -0.5] * 4, dtype=DT), 0.0, "ensemble"),  # 0: the lowest score
-        # Lower by 0.2 on every point: clearly better.
-        (_GP_HELD_OUT - 0.2, 1.0, "ensemble"),
-        (_GP_HELD_OUT - 0.2, 1e6, "ensemble"),  # no spread at all: any margin is passed
-        # Higher: never chosen over the GP, whatever the margin.
-        (_GP_HELD_OUT + 0.2, 0.0, "gp"),
+        # Lower on average (0.66) thanks to 4 points, worse on the other 12 of 16: not clearly better
+        # (the sign test's z = -2), though the lowest score (margin 0).
+        (_FEW_BIG_WINS, 1.0, "gp"),
+        (_FEW_BIG_WINS, 0.0, "ensemble"),
+        # Better on 11 of 16 (z = 1.5) and lower on average: clearly better at a margin of 1, not of 2.
+        (_GP_HELD_OUT - torch.tensor([0.1] * 11 + [-0.05] * 5, dtype=DT), 1.0, "ensemble"),
+        (_GP_HELD_OUT - torch.tensor([0.1] * 11 + [-0.05] * 5, dtype=DT), 2.0, "gp"),
+        # Better on every point: any margin up to sqrt(16) = 4 is passed.
+        (_GP_HELD_OUT - 0.05, 3.9, "ensemble"),
+        # Higher on average, even if better on most points: never chosen over the GP.
+        (_GP_HELD_OUT - torch.tensor([0.01] * 15 + [-1.0], dtype=DT), 0.0, "gp"),
     ],
 )
 def test_a_later_candidate_is_chosen_only_when_clearly_better(
