@@ -196,8 +196,8 @@ METHODS: dict[str, Method] = {
         # (AutoSurrogate), with its like-for-like Sobol baseline.
         Method("default-auto", policy="default", surrogate="auto"),
         Method("sobol-auto", design="sobol", surrogate="auto"),
-        # The same with the choice rule before the one-standard-error rule: the lowest
-        # cross-validated error wins, however small the difference.
+        # The same with AutoSurrogate's first choice rule: the lowest cross-validated
+        # error wins, however small the difference and however few points make it.
         Method("default-auto-lowest", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.0}),
         Method("sobol-auto-lowest", design="sobol", surrogate="auto", surrogate_options={"se_margin": 0.0}),
     )

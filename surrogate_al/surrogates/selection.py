@@ -17,8 +17,8 @@ On a few dozen runs the held-out error is itself noisy, and on an adaptive
 design it is dominated by a handful of points: a GP that predicts Branin to
 0.3 % of its spread over the box scored 3 % in cross-validation, nearly
 all of it from two of 160 held-out points, and a rule that compared mean
-errors switched to an ensemble four times worse on the test set. So a kind later in
-``candidates`` replaces an earlier one only if it is clearly better, in the
+errors switched to an ensemble four times worse on the test set. So a kind
+later in ``candidates`` replaces an earlier one only if it is clearly better, in the
 spirit of the one-standard-error rule of model selection (Hastie,
 Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10) but with a
 test that a few points cannot sway: its cross-validated NRMSE is lower
