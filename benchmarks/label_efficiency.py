@@ -16,8 +16,9 @@ Test NRMSE: a fresh surrogate of the method's class (the GP for every method
 except the ``*-ensemble`` rows, which use the deep ensemble, and the
 ``*-auto`` rows, which use the kind an ``AutoSurrogate`` chooses by
 cross-validation, revisited as a campaign does) is fitted on the successful
-runs so far and predicts a fixed set of uniform test points (1 000 by default, generated once per problem and cached
-in ``benchmarks/.cache/``, outside git); per output, RMSE / std of the test
+runs so far and predicts a fixed set of uniform test points (1 000 by
+default, generated once per problem and cached in ``benchmarks/.cache/``,
+outside git); per output, RMSE / std of the test
 outputs; the mean over outputs. Failed runs (physics solvers refuse some
 inputs) count as runs and go to the policy as failed points.
 

@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from pathlib import Path
+
 import numpy as np
 
 RUNS = (20, 28, 40, 56, 80)

@@ -18,10 +18,10 @@ design it is dominated by a handful of points: a GP that predicts Branin to
 0.3 % of its spread over the box scored 3 % in cross-validation, nearly
 all of it from two of 160 held-out points, and a rule that compared mean
 errors switched to an ensemble four times worse on the test set. So a kind
-later in ``candidates`` replaces an earlier one only if it is clearly better, in the
-spirit of the one-standard-error rule of model selection (Hastie,
-Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10) but with a
-test that a few points cannot sway: its cross-validated NRMSE is lower
+later in ``candidates`` replaces an earlier one only if it is clearly
+better, in the spirit of the one-standard-error rule of model selection
+(Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10)
+but with a test that a few points cannot sway: its cross-validated NRMSE is lower
 *and* it predicts more of the held-out points better than a fair coin
 would, by more than ``se_margin`` standard errors (the sign test: ``wins -
 n/2 > se_margin * sqrt(n)/2`` over the ``n`` held-out points, paired, since
@@ -301,18 +301,19 @@ class AutoSurrogate:
         ranked = sorted(self.candidates, key=lambda k: (math.isnan(scores[k]), scores[k]))
         if self.se_margin == 0 or not math.isfinite(scores[ranked[0]]):
             return ranked
-        for kind in self.candidates:
-            if math.isfinite(scores[kind]) and not any(
-                self._clearly_better(other, kind, scores, losses) for other in self.candidates if other != kind
-            ):
-                if kind != ranked[0]:
-                    logger.info(
-                        "AutoSurrogate: keeping %s: %s's lower held-out error (%.4g against %.4g) is not "
-                        "better on enough of the held-out points (se_margin = %g)", kind, ranked[0],
-                        scores[ranked[0]], scores[kind], self.se_margin,
-                    )
-                return [kind] + [k for k in ranked if k != kind]
-        return ranked  # unreachable: nothing is clearly better than the lowest score
+        # Nothing is clearly better than the lowest score, so some candidate always qualifies.
+        chosen = next(
+            kind for kind in self.candidates
+            if math.isfinite(scores[kind])
+            and not any(self._clearly_better(other, kind, scores, losses) for other in self.candidates if other != kind)
+        )
+        if chosen != ranked[0]:
+            logger.info(
+                "AutoSurrogate: keeping %s: %s's lower held-out error (%.4g against %.4g) is not "
+                "better on enough of the held-out points (se_margin = %g)", chosen, ranked[0],
+                scores[ranked[0]], scores[chosen], self.se_margin,
+            )
+        return [chosen] + [k for k in ranked if k != chosen]
 
     def _clearly_better(
         self, challenger: str, incumbent: str, scores: Mapping[str, float], losses: Mapping[str, Tensor | None]
