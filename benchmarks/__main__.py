@@ -5,9 +5,10 @@
 
 Each benchmark runs in its own process (its own torch thread settings; one
 failing does not stop the rest), prints its tables and writes its JSON under
-``benchmarks/results/``; an index of the run (commands, exit codes, wall
-times, JSON paths) goes to ``benchmarks/results/run-quick.json`` or
-``run-full.json`` so later runs can be compared file by file.
+``benchmarks/results/`` (label efficiency's full run: ``docs/results/``, in
+git); an index of the run (commands, exit codes, wall times, JSON paths) goes
+to ``benchmarks/results/run-quick.json`` or ``run-full.json`` so later runs
+can be compared file by file.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import label_efficiency
+
 RESULTS = Path("benchmarks/results")
 
-#: name -> (arguments for --quick, arguments for --full, JSON it writes)
+#: name -> (arguments for --quick, arguments for --full, JSON it writes: under the preset's folder,
+#: or where "{label_efficiency}" names that benchmark's own results folder for the preset)
 BENCHMARKS: dict[str, tuple[list[str], list[str], str]] = {
     "surrogate_speed": (
         ["--quick", "--threads", "1", "--json", "{dir}/surrogate_speed.json"],
@@ -53,7 +57,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], str]] = {
     "label_efficiency": (
         ["--quick"],
         ["--full", "--jobs", "2"],
-        "label_efficiency/{preset}/label_efficiency.json",
+        "{label_efficiency}/label_efficiency.json",
     ),
 }
 
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         code = subprocess.call(command)
         wall = time.perf_counter() - t
-        json_path = out / json_name if "{" not in json_name else RESULTS / json_name.format(preset=preset)
+        json_path = out / json_name if "{" not in json_name else Path(
+            json_name.format(label_efficiency=label_efficiency.RESULTS[preset]))
         index["benchmarks"][name] = {  # type: ignore[index]
             "command": " ".join(["python", *command[1:]]),
             "exit_code": code,

@@ -22,9 +22,13 @@ outside git); per output, RMSE / std of the test
 outputs; the mean over outputs. Failed runs (physics solvers refuse some
 inputs) count as runs and go to the policy as failed points.
 
-Every finished cell is written to ``benchmarks/results/label_efficiency/cells/``
-at once and skipped by later invocations with the same settings, so a long
-``--full`` run can be stopped and continued. ``--report`` (the default after a
+Every finished cell is written to ``<results>/cells/`` at once and skipped by
+later invocations with the same settings, so a long ``--full`` run can be
+stopped and continued. The ``--full`` results (``docs/results/label_efficiency/``,
+in git) are the record behind ``docs/benchmarks.md``: a cell is a few hundred
+bytes and hours of compute, and a git-ignored folder does not outlive the
+machine it was measured on. ``--quick`` results stay in the git-ignored
+``benchmarks/results/label_efficiency/quick/``. ``--report`` (the default after a
 run) aggregates whatever cells exist: median and inter-quartile range over
 seeds, the ratios of our NRMSE to Sobol's and to qNIPV's, the runs needed to
 reach Sobol's NRMSE at the largest budget, learning-curve PNGs and a JSON file.
@@ -51,7 +55,8 @@ from numpy.typing import NDArray
 
 logger = logging.getLogger("benchmarks.label_efficiency")
 
-RESULTS = Path("benchmarks/results/label_efficiency")  # + "/full" or "/quick"
+#: Where the cells, the aggregated JSON and the markdown go, per preset.
+RESULTS = {"full": Path("docs/results/label_efficiency"), "quick": Path("benchmarks/results/label_efficiency/quick")}
 CACHE = Path("benchmarks/.cache/label_efficiency")
 FIGURES = Path("docs/figures/label_efficiency")
 
@@ -779,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("distributed").setLevel(logging.ERROR)
     preset = FULL if args.full else QUICK
-    root = RESULTS / ("full" if args.full else "quick")
+    root = RESULTS["full" if args.full else "quick"]
     if not args.report_only:
         cells = plan(args.problems or preset["problems"], args.methods or preset["methods"],
                      args.seeds or preset["seeds"], preset["max_budget"], bool(preset["q1"]))
