@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +129,6 @@ def test_one_real_cell_on_branin_and_the_report_files(tmp_path: Path, monkeypatc
 def test_the_full_runs_cells_are_kept_in_git_and_the_quick_runs_are_not() -> None:
     # The full run's cells are the record behind docs/benchmarks.md; a git-ignored folder
     # is lost with the machine (it was, once: every cell before 2026-12-02).
-    import subprocess
-
     repo = Path(__file__).resolve().parents[2]
 
     def ignored(root: Path) -> bool:
