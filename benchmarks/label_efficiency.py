@@ -422,6 +422,9 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
             Y = np.array([cache[u.tobytes()][0] for u in U])
             failed = int((~ok).sum())
             measure(U[ok], Y[ok])
+        U_all = designs[counts[-1]]
+        Y_all = np.array([cache[u.tobytes()][0] for u in U_all])
+        ok_all = np.array([cache[u.tobytes()][1] for u in U_all])
     else:
         surrogate = make_model(spec.surrogate, d, seed, **spec.surrogate_options)
         policy = make_policy(spec.policy, surrogate, seed=seed, **_schedule(spec.options))  # type: ignore[arg-type]
@@ -466,6 +469,10 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         **({"policy_models": policy_models} if policy_models else {}),
         "propose_seconds": propose_seconds,
         "seconds": time.perf_counter() - t_start,
+        # The runs themselves, in the order they were made (unit-cube inputs; a failed
+        # run's outputs are null), so that a new model or choice rule can be scored on
+        # these designs without re-running the campaign.
+        "design": {"U": U_all.tolist(), "Y": [y.tolist() if ok else None for y, ok in zip(Y_all, ok_all)]},
     }
 
 

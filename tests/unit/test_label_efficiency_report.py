@@ -112,6 +112,10 @@ def test_one_real_cell_on_branin_and_the_report_files(tmp_path: Path, monkeypatc
     cell = le.run_cell("branin", "default-gp", seed=0, q=8, budgets=(20,), test_size=200)
     assert cell["runs"] == [20] and len(cell["nrmse"]) == 1
     assert 0.0 < cell["nrmse"][0] < 1.0  # 20 runs of a GP on Branin beat the mean predictor
+    # The runs are kept, in order, so a new model can be scored on them without re-running.
+    U, Y = np.array(cell["design"]["U"]), np.array(cell["design"]["Y"], dtype=float)
+    assert U.shape == (20, 2) and Y.shape == (20, 1) and ((U >= 0) & (U <= 1)).all()
+    assert le.nrmse("gp", U, Y, le.test_set("branin", 200), seed=0) == pytest.approx(cell["nrmse"][0], rel=1e-6)
     assert (tmp_path / "cache" / f"branin_n200_seed{le.TEST_SEED}.npz").exists()
     root = tmp_path / "results"
     path = le.cell_path(root, "branin", "default-gp", 0, 8)
