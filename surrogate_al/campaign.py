@@ -61,7 +61,7 @@ from numpy.typing import NDArray
 
 from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
 from surrogate_al.data import Dataset
-from surrogate_al.errors import CampaignError, DispatchError, StoreError
+from surrogate_al.errors import CampaignError, DispatchError, StoreError, SurrogateALError
 from surrogate_al.simulation import SimulationResult
 
 __all__ = ["Campaign", "Trial", "Progress", "CampaignOutcome"]
@@ -458,6 +458,48 @@ class Campaign:
         with self._lock:
             self._record_fit(data.n, error)
 
+    def fit_final_model(self) -> bool:
+        """Fit the surrogate on every successful run and checkpoint it: the model the campaign delivers.
+
+        Proposal rounds fit on the runs finished by then, so a campaign's last
+        results arrive after its last fit; without this the stored surrogate
+        (``report``, ``predict``, :func:`~surrogate_al.factory.restore_surrogate`)
+        would miss them. A surrogate that chooses its kind
+        (:class:`~surrogate_al.surrogates.selection.AutoSurrogate`) chooses
+        afresh here, on all the runs. A fit that fails is logged and the last
+        round's model stays stored: the runs are safe, and a resume tries again.
+
+        Returns:
+            Whether a fit was made (not when the policy has no model, there are
+            too few runs, or the stored model was fitted on all of them and,
+            for an ``auto`` surrogate, chosen on all of them).
+        """
+        surrogate = getattr(self.policy, "surrogate", None)
+        if not getattr(self.policy, "needs_model", True):
+            return False
+        with self._lock:
+            data = self.dataset()
+        if data.n < MIN_POINTS_FOR_MODEL:
+            return False
+        # A RemoteFitSurrogate forwards both to its local copy, whose state the remote fit starts from.
+        choose_again = getattr(surrogate, "choose_again", None)
+        chosen_on = getattr(surrogate, "selected_at_n_", data.n)
+        if self.fitted_on_ == data.n and (choose_again is None or chosen_on == data.n):
+            return False
+        if choose_again is not None:
+            choose_again()
+        try:
+            self.refit()
+        except StoreError:
+            raise
+        except (SurrogateALError, RuntimeError) as exc:  # the surrogates' data errors, numerical breakdowns, GPU memory
+            logger.warning("the final fit on %d runs failed (%s); the stored surrogate is the last round's", data.n, exc)
+            return False
+        with self._lock:
+            self.checkpoint()
+        logger.info("final fit on %d runs (model version %d)", data.n, self.model_version_)
+        return True
+
     def _record_fit(self, n: int, error: tuple[str, float] | None) -> None:
         self.model_version_ += 1
         self.fitted_on_ = n
@@ -764,6 +806,9 @@ class Campaign:
                 reason = self._run_sync(dispatcher)
             else:
                 reason = self._run_async(dispatcher)
+            # Not after a wall-time stop: the limit is the scientist's, and a resume fits at its end.
+            if reason is None or not reason.startswith("wall time"):
+                self.fit_final_model()
         except KeyboardInterrupt:
             self._finish("stopped", "interrupted; in-flight runs will be re-run on resume")
             raise

@@ -32,7 +32,11 @@ Cross-validation costs ``folds`` fits per candidate, so it is not repeated
 at every refit: the choice is revisited when the number of training points
 has grown by ``reselect_growth`` (1.5 by default) since the last choice,
 about ten times over a campaign of 8 to 320 runs. Between reselections only
-the chosen model is refitted, as it would be on its own.
+the chosen model is refitted, as it would be on its own. :meth:`choose_again`
+makes the next fit choose afresh whatever the growth: a campaign calls it
+before its final fit, so the model it delivers was chosen on all its runs (on
+Branin the GP overtook the ensemble between 80 and 112 runs on 4 of 5 seeds,
+and a choice made at 80 would otherwise stand until 120).
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class AutoSurrogate:
         cv_scores_: cross-validated NRMSE per candidate kind at the last
             choice (``inf`` for a kind whose fits failed).
         selected_at_n_: training points at the last choice.
+        choice_due_: whether the next fit chooses afresh (:meth:`choose_again`).
 
     Raises:
         ConfigError: an argument is out of range or a candidate's options are
@@ -189,6 +194,7 @@ class AutoSurrogate:
         self.selected_: str | None = None
         self.cv_scores_: dict[str, float] = {}
         self.selected_at_n_: int = 0
+        self.choice_due_: bool = False
         self.fitted_shape_: tuple[int, int] | None = None  # (d, m) of the last fit
 
     # -- configuration ---------------------------------------------------------------------
@@ -240,7 +246,8 @@ class AutoSurrogate:
         X, Y, Yvar = check_training_data(X, Y, Yvar, None if self._bounds is None else self._bounds.shape[1])
         n = X.shape[0]
         shape_changed = self.fitted_shape_ != (X.shape[1], Y.shape[1])
-        due = self.selected_ is None or shape_changed or n >= self.reselect_growth * self.selected_at_n_
+        due = (self.choice_due_ or self.selected_ is None or shape_changed
+               or n >= self.reselect_growth * self.selected_at_n_)
         if not due:
             assert self.selected_ is not None
             try:
@@ -252,6 +259,18 @@ class AutoSurrogate:
         if due:
             self._choose_and_fit(X, Y, Yvar)
         self.fitted_shape_ = (X.shape[1], Y.shape[1])
+        return self
+
+    def choose_again(self) -> AutoSurrogate:
+        """Make the next :meth:`fit` choose the kind afresh by cross-validation, however few runs came since.
+
+        Survives :meth:`state_dict` (so a remote or resumed fit honours it);
+        cleared once a choice is made.
+
+        Returns:
+            ``self``.
+        """
+        self.choice_due_ = True
         return self
 
     def _choose_and_fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> None:
@@ -286,6 +305,7 @@ class AutoSurrogate:
             )
             self._models[kind] = model
             self.selected_, self.cv_scores_, self.selected_at_n_ = kind, scores, n
+            self.choice_due_ = False
             return
         detail = "; ".join(f"{k}: {r}" for k, r in reasons.items())
         raise DataError(f"AutoSurrogate: no candidate could be fitted on {n} points ({detail})")
@@ -405,14 +425,15 @@ class AutoSurrogate:
         """The choice, its scores and the chosen model's state, as plain data.
 
         Returns:
-            ``{"kind": "auto", "selected", "selected_at_n", "cv_scores",
-            "fitted_shape", "model"}``.
+            ``{"kind": "auto", "selected", "selected_at_n", "choice_due",
+            "cv_scores", "fitted_shape", "model"}``.
         """
         model = self.selected_model
         return {
             "kind": "auto",
             "selected": self.selected_,
             "selected_at_n": self.selected_at_n_,
+            "choice_due": self.choice_due_,
             "cv_scores": dict(self.cv_scores_),
             "fitted_shape": list(self.fitted_shape_ or ()),
             "model": model.state_dict(),
@@ -440,6 +461,7 @@ class AutoSurrogate:
         self._models[kind].load_state_dict(state["model"])
         self.selected_ = kind
         self.selected_at_n_ = int(state["selected_at_n"])
+        self.choice_due_ = bool(state.get("choice_due", False))  # absent from states saved before it existed
         self.cv_scores_ = {str(k): float(v) for k, v in dict(state.get("cv_scores", {})).items()}
         shape = tuple(int(v) for v in state.get("fitted_shape", ()))
         # Without a recorded shape the next fit simply chooses again.

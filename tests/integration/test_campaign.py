@@ -68,6 +68,9 @@ def test_quickstart_runs_end_to_end_then_status_report_export(tmp_path: Path) ->
     assert res.returncode == 0, res.stderr
     assert str(store) in res.stdout
     assert_complete(store, 14)
+    with CampaignStore.open(store, mode="r") as st:
+        # The delivered surrogate was fitted on every run, the last batch's too.
+        assert st.latest_checkpoint().n_results == 14
 
     status = cli("status", str(store))
     assert status.returncode == 0, status.stderr

@@ -220,3 +220,35 @@ def test_auto_surrogate_from_the_workflow_chooses_and_checkpoints_its_choice(tmp
     # The resumed model is the chosen kind with the saved fit: the campaign's predictions.
     assert restored.selected_ == state["selected"]
     torch.testing.assert_close(restored.predict(X).mean.detach(), live)
+
+
+def test_the_final_fit_takes_every_run_and_chooses_afresh(tmp_path: Path) -> None:
+    from surrogate_al.checkpoint import state_from_bytes
+
+    surrogate = """
+        [surrogate]
+        kind = "auto"
+        [surrogate.options]
+        folds = 2
+        reselect_growth = 4.0
+        candidate_options = { ensemble = { num_members = 3, max_epochs = 50, hidden_layers = [16, 16] } }
+        """
+    c = make(tmp_path, policy="default", budget=10, extra=textwrap.dedent(surrogate))
+    drive(c)
+    # The last round was fitted before its own results came in, and with growth 4 its
+    # choice dates from the first fit.
+    assert c.fitted_on_ < 10 and c.policy.surrogate.selected_at_n_ < 10
+    assert c.fit_final_model() is True
+    assert c.fit_final_model() is False  # already on every run: nothing to do
+    c.close()
+    with CampaignStore.open(tmp_path / "t.h5") as st:
+        checkpoint = st.latest_checkpoint()
+        state = state_from_bytes(checkpoint.surrogate_state)
+    assert checkpoint.n_results == 10 and state["selected_at_n"] == 10 and state["choice_due"] is False
+
+
+def test_no_final_fit_for_a_policy_without_a_model(tmp_path: Path) -> None:
+    c = make(tmp_path, policy="sobol", budget=6)
+    drive(c)
+    assert c.fit_final_model() is False
+    c.close()

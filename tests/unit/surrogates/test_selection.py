@@ -231,3 +231,29 @@ def test_choice_survives_the_remote_fit_round_trip() -> None:
     assert second["selected"] == state_from_bytes(first)["selected"] and second["selected_at_n"] == 20
     third = state_from_bytes(fit_surrogate_on_worker("auto", options, X[:30], Y[:30], None, first))
     assert third["selected_at_n"] == 30
+
+
+def test_choose_again_makes_the_next_fit_choose_whatever_the_growth() -> None:
+    X, Y = _data(40)
+    model = _auto(reselect_growth=1.5).fit(X[:20], Y[:20])
+    assert model.choose_again() is model and model.choice_due_
+    model.fit(X[:22], Y[:22])
+    assert model.selected_at_n_ == 22 and not model.choice_due_  # 22 < 1.5 x 20, chosen all the same
+    model.fit(X[:24], Y[:24])
+    assert model.selected_at_n_ == 22  # once: the cadence is back
+
+
+def test_choose_again_survives_the_state_and_the_remote_fit() -> None:
+    from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+    from surrogate_al.dispatch import fit_surrogate_on_worker
+
+    X, Y = _data(40)
+    model = _auto().fit(X[:20], Y[:20]).choose_again()
+    state = model.state_dict()
+    assert state["choice_due"] is True and _auto().load_state_dict(state).choice_due_
+    options = {"folds": 3, "candidate_options": {"ensemble": SMALL_ENSEMBLE}, "bounds": BOUNDS, "device": "cpu"}
+    after = state_from_bytes(fit_surrogate_on_worker("auto", options, X[:21], Y[:21], None, state_to_bytes(state)))
+    assert after["selected_at_n"] == 21 and after["choice_due"] is False
+    # A state saved before the flag existed loads as "not due".
+    old = {k: v for k, v in state.items() if k != "choice_due"}
+    assert _auto().load_state_dict(old).choice_due_ is False
