@@ -74,6 +74,11 @@ NEURAL_DEFAULTS_VERSION = 2
 #: rule, run on 2 seeds and superseded, docs/benchmarks.md); cells of the
 #: lowest-score rule live on as ``*-auto-lowest`` (``se_margin`` = 0).
 AUTO_SELECTION_VERSION = 3
+#: How an ``auto`` method's error is measured: 2 since every measured run count gets a
+#: fresh choice by cross-validation, as a campaign's final fit makes it (1 kept a
+#: choice until the runs grew by ``reselect_growth``, as the rounds of a campaign do).
+#: Cells of version 1 that carry their design are re-scored, not re-run.
+AUTO_EVALUATION_VERSION = 2
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)
@@ -150,9 +155,21 @@ class Method:
         """:data:`AUTO_SELECTION_VERSION` for ``auto`` methods on the default choice rule, else None."""
         return AUTO_SELECTION_VERSION if self.surrogate == "auto" and "se_margin" not in self.surrogate_options else None
 
+    @property
+    def evaluation_version(self) -> int | None:
+        """:data:`AUTO_EVALUATION_VERSION` for ``auto`` methods, else None."""
+        return AUTO_EVALUATION_VERSION if self.surrogate == "auto" else None
+
 
 def is_current(cell: dict[str, Any], test_size: int) -> bool:
     """Whether a stored cell was made with the current code and settings (else it is re-run / ignored)."""
+    method = METHODS.get(cell.get("method", ""))
+    return (method is not None and design_is_current(cell, test_size)
+            and cell.get("evaluation_version") == method.evaluation_version)
+
+
+def design_is_current(cell: dict[str, Any], test_size: int) -> bool:
+    """Whether a stored cell's runs are what the current code would choose (its error may be measured the old way)."""
     method = METHODS.get(cell.get("method", ""))
     return (method is not None and cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
             and cell.get("policy_version") == method.policy_version
@@ -339,6 +356,53 @@ def score_on_test(model: Any, test: tuple[NDArray[np.float64], NDArray[np.float6
     return float(err.mean())
 
 
+def measure_error(spec: Method, U: NDArray[np.float64], Y: NDArray[np.float64],
+                  test: tuple[NDArray[np.float64], NDArray[np.float64]], seed: int) -> tuple[float, str | None]:
+    """Test NRMSE of ``spec``'s surrogate fitted afresh on ``(U, Y)``, and the kind an ``auto`` one chose (else None)."""
+    if spec.surrogate != "auto":
+        return nrmse(spec.surrogate, U, Y, test, seed), None
+    auto = make_model("auto", U.shape[1], seed, **spec.surrogate_options)
+    return nrmse("auto", U, Y, test, seed, model=auto), str(auto.selected_)
+
+
+def rescore_cell(cell: dict[str, Any], test_size: int) -> dict[str, Any]:
+    """A stored cell with its error measured again on its own runs, the current way.
+
+    For a cell whose runs the current code would make alike
+    (:func:`design_is_current`) but whose error was measured otherwise: the
+    result equals a re-run's, at the cost of the measurements alone.
+
+    Raises:
+        ValueError: the cell carries no design, or its design is not current.
+    """
+    import torch
+
+    if "design" not in cell or not design_is_current(cell, test_size) or METHODS[cell["method"]].design == "lhs":
+        # A Latin hypercube cell measures a fresh design at every count; it keeps only the largest.
+        raise ValueError(f"cell {cell.get('problem')}/{cell.get('method')} seed {cell.get('seed')}: "
+                         "no current nested design stored; run it again instead")
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    spec = METHODS[cell["method"]]
+    test = test_set(cell["problem"], test_size)
+    U_all = np.array(cell["design"]["U"], dtype=float)
+    ok_all = np.array([y is not None for y in cell["design"]["Y"]])
+    m = len(test[1][0])
+    Y_all = np.array([y if y is not None else [np.nan] * m for y in cell["design"]["Y"]], dtype=float)
+    t = time.perf_counter()
+    curve, chosen = [], []
+    for c in cell["runs"]:
+        ok = ok_all[:c]
+        error, kind = measure_error(spec, U_all[:c][ok], Y_all[:c][ok], test, cell["seed"])
+        curve.append(error)
+        if kind is not None:
+            chosen.append(kind)
+    out = dict(cell, nrmse=curve, evaluation_version=spec.evaluation_version,
+               rescore_seconds=time.perf_counter() - t)
+    out.pop("chosen_models", None)
+    return out | ({"chosen_models": chosen} if chosen else {})
+
+
 def ladder(budgets: Sequence[int]) -> list[int]:
     """Run counts at which a cell records NRMSE: the budgets and the √2 steps between them."""
     top = max(budgets)
@@ -380,26 +444,18 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     propose_seconds = 0.0
     curve: list[float] = []
     failed = 0
-    # The auto rows measure as every other row does, a fresh model on the first c runs:
-    # an AutoSurrogate's choice by cross-validation, made again (as in a campaign) once
-    # the runs grew by its reselect_growth, and a fresh fit of the chosen kind in between.
-    # This choice is made at the measured run counts; the policy's own AutoSurrogate
-    # chooses at its refits, recorded beside it ("policy_models").
+    # Every row measures a fresh model on the first c runs: what a campaign with a budget
+    # of c delivers. For the auto rows that is a fresh choice by cross-validation, made
+    # as a campaign's final fit makes it; the policy's own AutoSurrogate chooses at its
+    # refits, recorded beside it ("policy_models").
     chosen: list[str] = []
     policy_models: list[str] = []
-    last_choice: dict[str, Any] = {"kind": None, "n": 0}
 
     def measure(U: NDArray[np.float64], Y: NDArray[np.float64]) -> None:
-        if spec.surrogate != "auto":
-            curve.append(nrmse(spec.surrogate, U, Y, test, seed))
-            return
-        if last_choice["kind"] is None or len(U) >= last_choice["growth"] * last_choice["n"]:
-            auto = make_model("auto", d, seed, **spec.surrogate_options)
-            curve.append(nrmse("auto", U, Y, test, seed, model=auto))
-            last_choice.update(kind=auto.selected_, n=len(U), growth=auto.reselect_growth)
-        else:
-            curve.append(nrmse(last_choice["kind"], U, Y, test, seed))
-        chosen.append(str(last_choice["kind"]))
+        error, kind = measure_error(spec, U, Y, test, seed)
+        curve.append(error)
+        if kind is not None:
+            chosen.append(kind)
 
     if not spec.adaptive:
         rng_seed = 1000 * seed + 17  # designs from the same seed as the policies' initial design would coincide
@@ -457,6 +513,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         "policy_version": spec.policy_version,
         "surrogate_version": spec.surrogate_version,
         "selection_version": spec.selection_version,
+        "evaluation_version": spec.evaluation_version,
         "problem": problem,
         "method": method,
         "seed": seed,
@@ -492,14 +549,32 @@ def _cell_job(root: Path, args: tuple[str, str, int, int, tuple[int, ...], int])
     return result
 
 
-def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool:
-    if not path.exists():
-        return False
+def _stored_cell(path: Path) -> dict[str, Any] | None:
     try:
-        cell = json.loads(path.read_text())
+        return dict(json.loads(path.read_text())) if path.exists() else None
     except json.JSONDecodeError:
-        return False
-    return is_current(cell, test_size) and max(cell.get("runs", [0])) >= max(budgets)
+        return None
+
+
+def _cell_is_current(path: Path, budgets: Sequence[int], test_size: int) -> bool:
+    cell = _stored_cell(path)
+    return cell is not None and is_current(cell, test_size) and max(cell.get("runs", [0])) >= max(budgets)
+
+
+def _cell_can_be_rescored(path: Path, budgets: Sequence[int], test_size: int) -> bool:
+    """Whether a stored cell's runs are current and only its error needs measuring again."""
+    cell = _stored_cell(path)
+    return (cell is not None and "design" in cell and design_is_current(cell, test_size)
+            and METHODS[cell["method"]].design != "lhs" and max(cell.get("runs", [0])) >= max(budgets))
+
+
+def _rescore_job(path: Path, test_size: int) -> dict[str, Any]:
+    logging.getLogger("surrogate_al").setLevel(logging.WARNING)
+    result = rescore_cell(json.loads(path.read_text()), test_size)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+    return result
 
 
 #: Methods measured with another surrogate than the GP, and Sobol measured with theirs.
@@ -545,20 +620,27 @@ def run_plan(root: Path, cells: list[tuple[str, str, int, int, tuple[int, ...]]]
     for problem in sorted({c[0] for c in cells}):
         test_set(problem, test_size, jobs)
     todo = [c for c in cells if fresh or not _cell_is_current(cell_path(root, *c[:4]), c[4], test_size)]
-    print(f"{len(cells) - len(todo)} of {len(cells)} cells already stored; running {len(todo)}", flush=True)
+    # A cell whose runs are still current needs only its error measured again: minutes, not the campaign.
+    rescore = [c for c in todo if not fresh and _cell_can_be_rescored(cell_path(root, *c[:4]), c[4], test_size)]
+    todo = [c for c in todo if c not in rescore]
+    print(f"{len(cells) - len(todo) - len(rescore)} of {len(cells)} cells already stored; re-scoring "
+          f"{len(rescore)} on their stored runs, running {len(todo)}", flush=True)
     t = time.perf_counter()
+    total = len(rescore) + len(todo)
     with ProcessPoolExecutor(max(1, jobs)) as pool:
-        futures = {pool.submit(_cell_job, root, (*c[:4], c[4], test_size)): c for c in todo}
+        futures = {pool.submit(_rescore_job, cell_path(root, *c[:4]), test_size): c for c in rescore}
+        futures |= {pool.submit(_cell_job, root, (*c[:4], c[4], test_size)): c for c in todo}
         for i, future in enumerate(as_completed(futures), 1):
             c = futures[future]
             try:
                 r = future.result()
             except Exception as exc:  # one broken cell must not lose the others' results
-                print(f"[{i}/{len(todo)}] {c[0]} {c[1]} seed {c[2]} q={c[3]}: FAILED {type(exc).__name__}: {exc}",
+                print(f"[{i}/{total}] {c[0]} {c[1]} seed {c[2]} q={c[3]}: FAILED {type(exc).__name__}: {exc}",
                       flush=True)
                 continue
-            print(f"[{i}/{len(todo)}] {c[0]:<10} {c[1]:<16} seed {c[2]} q={c[3]}: NRMSE at {r['runs'][-1]} = "
-                  f"{r['nrmse'][-1]:.4f} ({r['seconds']:.0f} s, {time.perf_counter() - t:.0f} s elapsed)", flush=True)
+            how = f"re-scored in {r['rescore_seconds']:.0f} s" if c in rescore else f"{r['seconds']:.0f} s"
+            print(f"[{i}/{total}] {c[0]:<10} {c[1]:<16} seed {c[2]} q={c[3]}: NRMSE at {r['runs'][-1]} = "
+                  f"{r['nrmse'][-1]:.4f} ({how}, {time.perf_counter() - t:.0f} s elapsed)", flush=True)
 
 
 # ------------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ def test_a_change_of_the_auto_choice_rule_reruns_the_auto_cells_on_its_default()
 
     def auto_cell(method: str, selection_version: int | None) -> dict:
         spec = le.METHODS[method]
-        cell = _cell("branin", method, 0, runs, curve) | {"surrogate_version": spec.surrogate_version}
+        cell = _cell("branin", method, 0, runs, curve) | {"surrogate_version": spec.surrogate_version,
+                                                          "evaluation_version": le.AUTO_EVALUATION_VERSION}
         return cell if selection_version is None else cell | {"selection_version": selection_version}
 
     # A cell from before the rule had a version (no key) counts only for the rows that pin
@@ -81,6 +82,33 @@ def test_a_change_of_the_auto_choice_rule_reruns_the_auto_cells_on_its_default()
     assert not le.is_current(auto_cell("default-auto-lowest", le.AUTO_SELECTION_VERSION), 1000)
     # The GP rows do not depend on it.
     assert le.METHODS["default-gp"].selection_version is None
+    # An auto cell measured the old way (a choice kept between reselections) is stale,
+    # though its runs are current.
+    old = auto_cell("default-auto", le.AUTO_SELECTION_VERSION) | {"evaluation_version": None}
+    assert not le.is_current(old, 1000) and le.design_is_current(old, 1000)
+    assert le.METHODS["default-gp"].evaluation_version is None
+
+
+def test_a_cell_with_current_runs_is_rescored_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(le, "CACHE", tmp_path / "cache")
+    gp = le.run_cell("branin", "default-gp", seed=0, q=8, budgets=(20,), test_size=200)
+    # The same runs as an auto cell measured the old way: its runs stand, its error is measured again.
+    spec = le.METHODS["default-auto"]
+    old = gp | {"method": "default-auto", "surrogate_version": spec.surrogate_version,
+                "selection_version": spec.selection_version, "evaluation_version": None,
+                "nrmse": [9.0], "chosen_models": ["?"]}
+    path = le.cell_path(tmp_path / "results", "branin", "default-auto", 0, 8)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    assert le._cell_can_be_rescored(path, (20,), 200) and not le._cell_is_current(path, (20,), 200)
+    le.run_plan(tmp_path / "results", [("branin", "default-auto", 0, 8, (20,))], 200, jobs=1, fresh=False)
+    new = json.loads(path.read_text())
+    assert le.is_current(new, 200) and new["design"] == gp["design"]
+    assert new["chosen_models"][0] in ("gp", "ensemble") and 0.0 < new["nrmse"][0] < 1.0
+    # Re-scoring a GP cell reproduces it: the measurement is deterministic.
+    assert le.rescore_cell(gp, 200)["nrmse"] == pytest.approx(gp["nrmse"], rel=1e-9)
+    with pytest.raises(ValueError, match="no current nested design"):
+        le.rescore_cell({k: v for k, v in gp.items() if k != "design"}, 200)
 
 
 def test_aggregate_gives_medians_ratios_and_fraction_of_runs() -> None:
