@@ -543,10 +543,15 @@ def _cell_job(root: Path, args: tuple[str, str, int, int, tuple[int, ...], int])
     result = run_cell(*args)
     path = cell_path(root, result["problem"], result["method"], result["seed"], result["q"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+    _write_cell(path, result)
     return result
+
+
+def _write_cell(path: Path, cell: dict[str, Any]) -> None:
+    """Store a cell atomically: a killed run leaves the old cell or the new one, never half of one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cell))
+    os.replace(tmp, path)
 
 
 def _stored_cell(path: Path) -> dict[str, Any] | None:
@@ -571,9 +576,7 @@ def _cell_can_be_rescored(path: Path, budgets: Sequence[int], test_size: int) ->
 def _rescore_job(path: Path, test_size: int) -> dict[str, Any]:
     logging.getLogger("surrogate_al").setLevel(logging.WARNING)
     result = rescore_cell(json.loads(path.read_text()), test_size)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+    _write_cell(path, result)
     return result
 
 

@@ -194,20 +194,25 @@ def test_telling_a_failed_result_keeps_outputs_out(tmp_path: Path) -> None:
     assert all(np.all(np.isnan(r.outputs)) for r in runs)
 
 
+def _auto_surrogate(option: str = "") -> str:
+    """A workflow's ``[surrogate]`` table for a small, fast ``auto`` surrogate (plus one more option line)."""
+    return textwrap.dedent(f"""
+        [surrogate]
+        kind = "auto"
+        [surrogate.options]
+        folds = 2
+        {option}
+        candidate_options = {{ ensemble = {{ num_members = 3, max_epochs = 50, hidden_layers = [16, 16] }} }}
+        """)
+
+
 def test_auto_surrogate_from_the_workflow_chooses_and_checkpoints_its_choice(tmp_path: Path) -> None:
     import torch
 
     from surrogate_al.checkpoint import state_from_bytes
     from surrogate_al.factory import restore_surrogate
 
-    surrogate = """
-        [surrogate]
-        kind = "auto"
-        [surrogate.options]
-        folds = 2
-        candidate_options = { ensemble = { num_members = 3, max_epochs = 50, hidden_layers = [16, 16] } }
-        """
-    c = make(tmp_path, policy="default", budget=10, extra=textwrap.dedent(surrogate))
+    c = make(tmp_path, policy="default", budget=10, extra=_auto_surrogate())
     drive(c)
     X = torch.rand(5, 2, dtype=torch.float64)
     live = c.policy.surrogate.predict(X).mean.detach()
@@ -225,15 +230,7 @@ def test_auto_surrogate_from_the_workflow_chooses_and_checkpoints_its_choice(tmp
 def test_the_final_fit_takes_every_run_and_chooses_afresh(tmp_path: Path) -> None:
     from surrogate_al.checkpoint import state_from_bytes
 
-    surrogate = """
-        [surrogate]
-        kind = "auto"
-        [surrogate.options]
-        folds = 2
-        reselect_growth = 4.0
-        candidate_options = { ensemble = { num_members = 3, max_epochs = 50, hidden_layers = [16, 16] } }
-        """
-    c = make(tmp_path, policy="default", budget=10, extra=textwrap.dedent(surrogate))
+    c = make(tmp_path, policy="default", budget=10, extra=_auto_surrogate("reselect_growth = 4.0"))
     drive(c)
     # The last round was fitted before its own results came in, and with growth 4 its
     # choice dates from the first fit.
