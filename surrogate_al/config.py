@@ -948,7 +948,8 @@ class SurrogateSpec(BaseModel):
     model_config = _MODEL_CONFIG
 
     kind: Literal["gp", "ensemble", "mc_dropout", "auto"] = Field(
-        default="gp", description="surrogate model ('auto': chosen among candidates by cross-validation)"
+        default="auto",
+        description="surrogate model ('auto', the default: the GP unless the ensemble cross-validates better)",
     )
     options: PlainTable = Field(default_factory=FrozenMap, description="constructor keyword arguments")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="torch device for fitting")

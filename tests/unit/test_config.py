@@ -407,7 +407,7 @@ def test_minimal_workflow_gets_every_default() -> None:
     assert (sim.input_format, sim.input_filename, sim.output_format, sim.output_filename) == ("json", None, "json", None)
     assert (sim.timeout, sim.retries, sim.gpu, sim.keep_workdirs, sim.kill_grace) == (None, 1, False, False, 5.0)
     assert (sim.env, sim.fixed_inputs, sim.command, sim.output_regex, sim.parse) == ({}, {}, None, None, None)
-    assert spec.surrogate == SurrogateSpec(kind="gp", options={}, device="auto", gpu=False)
+    assert spec.surrogate == SurrogateSpec(kind="auto", options={}, device="auto", gpu=False)
     assert spec.acquisition == AcquisitionSpec(
         policy="default",
         mode="synthesis",
