@@ -17,10 +17,11 @@ runs ``P`` (already in the set: every marginal gain is computed given
   variance reference points ``r`` (the first 256 reference points) of the
   epistemic variance of output ``j`` once ``S`` is observed. The marginal gain
   of ``x`` given the set ``G`` is
-  ``Σ_j w_j mean_r cov_j(r, x | G)² / (var_j(x | G) + σ_j²(x))``, from one call
-  of :meth:`Surrogate.joint_epistemic_covariance` on ``G ∪ R ∪ {x}`` (exact
-  for the GP, the empirical covariance across members for the ensemble and
-  MC dropout; standardised units), differentiable in ``x``. It is what the
+  ``Σ_j w_j mean_r cov_j(r, x | G)² / (var_j(x | G) + σ_j²(x))``, from the
+  blocks of the joint epistemic covariance on ``G ∪ R ∪ {x}`` (exact for the
+  GP, the empirical covariance across members for the ensemble and MC
+  dropout; standardised units) that involve ``x``, differentiable in ``x``;
+  the ``G``-only blocks are computed once per greedy step. It is what the
   test error averages: a point is worth the variance it removes *over the
   box*, so it is drawn to where it is correlated with much unexplained
   volume, not to the faces and corners where the variance itself peaks.
@@ -144,7 +145,7 @@ from surrogate_al.acquisition.scores import (
 )
 from surrogate_al.acquisition.synthesis import synthesise
 from surrogate_al.errors import ConfigError, DataError, ShapeError
-from surrogate_al.surrogates.base import Surrogate
+from surrogate_al.surrogates.base import Surrogate, epistemic_cross_covariance
 
 __all__ = [
     "INFORMATION_TERMS",
@@ -306,6 +307,8 @@ class BatchObjective:
         self.output_weights = (
             reference.new_ones(m) if output_weights is None else torch.as_tensor(output_weights).to(reference)
         )
+        # (given points, their Cholesky factor, whitened covariances with R): see _conditioning.
+        self._conditioning_cache: tuple[Tensor, Tensor, Tensor] | None = None
         self.X_known = _as_points(X_known, d, "X_known", reference)
         self.X_pending = _as_points(X_pending, d, "X_pending", reference)
         labelled = _as_points(X_labelled, d, "X_labelled", reference)
@@ -377,21 +380,34 @@ class BatchObjective:
             out.append(torch.relu(sim - cur).mean(-1) if sim.requires_grad else sim.sub_(cur).clamp_min_(0.0).mean(-1))
         return torch.cat(out) if out else X.new_zeros(0)
 
-    def _whitened_cross(self, joint: Tensor, t: int) -> Tensor:
-        """``L⁻¹ K_{t,rest}`` with ``L L^T = K_tt + ε I``: conditioning on the first ``t`` points.
+    def _conditioning(self, X_given: Tensor) -> tuple[Tensor, Tensor]:
+        """Cholesky factor of ``K_GG + ε I`` and ``L⁻¹ K_{G,R}``, for the ``t`` given points ``G``.
+
+        Neither depends on the candidates, so one synthesis step (hundreds of
+        objective calls with the same ``G``) computes them once: the last
+        ``G`` is kept and compared by value.
 
         Args:
-            joint: ``m x N x N`` joint covariance whose first ``t`` points are
-                observed with the floor noise ``ε``.
-            t: number of conditioning points (>= 1).
+            X_given: ``t x d`` conditioning points (``t >= 1``), observed with
+                the floor noise ``ε``.
 
         Returns:
-            ``m x t x (N - t)``; ``A^T A`` is what conditioning removes from the
-            covariance of the other points.
+            ``(L, A_r)``: ``m x t x t`` lower factor and ``m x t x r``
+            whitened covariances with the variance reference points.
         """
-        eye = torch.eye(t, dtype=joint.dtype, device=joint.device)
-        L = torch.linalg.cholesky(joint[:, :t, :t] + (self.eps_.to(joint).view(-1, 1, 1) + _JITTER) * eye)
-        return torch.linalg.solve_triangular(L, joint[:, :t, t:], upper=False)
+        cached = self._conditioning_cache
+        if cached is not None and cached[0].shape == X_given.shape and torch.equal(cached[0], X_given):
+            return cached[1], cached[2]
+        t = X_given.shape[0]
+        with torch.no_grad():
+            C, _ = epistemic_cross_covariance(
+                self.surrogate, X_given, torch.cat([X_given, self.variance_reference_.to(X_given)])
+            )
+            eye = torch.eye(t, dtype=C.dtype, device=C.device)
+            L = torch.linalg.cholesky(C[:, :, :t] + (self.eps_.to(C).view(-1, 1, 1) + _JITTER) * eye)
+            A_r = torch.linalg.solve_triangular(L, C[:, :, t:], upper=False)
+        self._conditioning_cache = (X_given.detach().clone(), L, A_r)
+        return L, A_r
 
     def conditional_variance(self, X: Tensor, X_given: Tensor) -> tuple[Tensor, Tensor]:
         """Epistemic variances at ``X`` once ``X_given`` is observed, and the noise at ``X``.
@@ -414,9 +430,11 @@ class BatchObjective:
             epi, alea = standardised_variances(self.surrogate, X, self.output_scale)
             return epi, self.noise_.clip(alea)
         noise = self.noise(X)  # no surrogate call when homoscedastic
-        joint = self.surrogate.joint_epistemic_covariance(torch.cat([X_given.to(X), X])).to(X)
-        A = self._whitened_cross(joint, t)
-        cond = joint[:, t:, t:].diagonal(dim1=-2, dim2=-1) - (A**2).sum(-2)
+        X_given = X_given.to(X)
+        L, _ = self._conditioning(X_given)
+        cross, var = epistemic_cross_covariance(self.surrogate, X_given, X)
+        A = torch.linalg.solve_triangular(L.to(X), cross.to(X), upper=False)
+        cond = var.to(X) - (A**2).sum(-2)
         return cond.clamp_min(0.0).transpose(0, 1), noise
 
     def _variance_reduction(self, X: Tensor, X_given: Tensor) -> Tensor:
@@ -426,7 +444,10 @@ class BatchObjective:
         variance reference points ``r`` (unscaled): how much one observation at
         ``x`` (noise ``σ²(x)``) lowers the average epistemic variance, given
         the surrogate's data and the points ``G = X_given`` observed with the
-        floor noise ``ε``. One joint-covariance call of ``t + r + b`` points.
+        floor noise ``ε``. Per call, one cross-covariance of ``G ∪ R`` with
+        ``X`` (:func:`~surrogate_al.surrogates.base.epistemic_cross_covariance`);
+        what depends on ``G`` alone is computed once per ``G``
+        (:meth:`_conditioning`).
 
         Args:
             X: ``b x d`` candidate points.
@@ -435,17 +456,16 @@ class BatchObjective:
         Returns:
             ``b`` reductions, differentiable in ``X``.
         """
-        t, r = X_given.shape[0], self.variance_reference_.shape[0]
+        t = X_given.shape[0]
         noise = self.noise(X).transpose(0, 1)  # m x b
-        joint = self.surrogate.joint_epistemic_covariance(
-            torch.cat([X_given.to(X), self.variance_reference_.to(X), X])
-        ).to(X)
-        cross = joint[:, t : t + r, t + r :]  # m x r x b
-        var_x = joint[:, t + r :, t + r :].diagonal(dim1=-2, dim2=-1)  # m x b
+        X_given = X_given.to(X)
+        C, var_x = epistemic_cross_covariance(self.surrogate, torch.cat([X_given, self.variance_reference_.to(X)]), X)
+        C, var_x = C.to(X), var_x.to(X)
+        cross = C[:, t:]  # m x r x b
         if t:
-            A = self._whitened_cross(joint, t)  # m x t x (r + b)
-            A_r, A_x = A[:, :, :r], A[:, :, r:]
-            cross = cross - A_r.transpose(-1, -2) @ A_x
+            L, A_r = self._conditioning(X_given)
+            A_x = torch.linalg.solve_triangular(L.to(X), C[:, :t], upper=False)  # m x t x b
+            cross = cross - A_r.to(X).transpose(-1, -2) @ A_x
             var_x = var_x - (A_x**2).sum(-2)
         reduction = (cross**2).mean(1) / (var_x.clamp_min(0.0) + noise)
         return (self.output_weights.to(X).view(-1, 1) * reduction).sum(0)

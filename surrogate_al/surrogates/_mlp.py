@@ -714,6 +714,21 @@ class MLPSurrogateBase:
         centred = means - means.mean(dim=0, keepdim=True)
         return torch.einsum("kim,kjm->mij", centred, centred) / means.shape[0]
 
+    def epistemic_cross_covariance(self, Z: Any, X: Any) -> tuple[Tensor, Tensor]:
+        """``m x z x b`` empirical covariances between ``Z`` and ``X`` and ``m x b`` variances at ``X``.
+
+        The blocks of :meth:`joint_epistemic_covariance` on ``Z ∪ X`` (one
+        forward pass over both, so MC dropout uses the same masks), without
+        the ``z x z`` block. Standardised units, differentiable in ``X``.
+        """
+        Z, X = (as_tensor(P, self.dtype, self._device, what) for P, what in ((Z, "Z"), (X, "X")))
+        z = Z.shape[0]
+        means, _ = self._component_moments(torch.cat([Z, X]))
+        centred = means - means.mean(dim=0, keepdim=True)
+        c_z, c_x = centred[:, :z], centred[:, z:]
+        cross = torch.einsum("kim,kjm->mij", c_z, c_x) / means.shape[0]
+        return cross, (c_x**2).mean(dim=0).transpose(0, 1)
+
     @property
     def num_outputs(self) -> int:
         """Number of outputs ``m`` (after fit)."""

@@ -41,6 +41,7 @@ __all__ = [
     "check_inputs",
     "check_bounds",
     "check_training_data",
+    "epistemic_cross_covariance",
     "resolve_device",
     "require_fitted",
 ]
@@ -117,6 +118,31 @@ class Surrogate(Protocol):
     def num_outputs(self) -> int:
         """Number of outputs ``m`` (after fit)."""
         ...
+
+
+def epistemic_cross_covariance(surrogate: Surrogate, Z: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
+    """Epistemic covariance between fixed points and candidates, and the candidates' variances.
+
+    The blocks of ``joint_epistemic_covariance(Z ∪ X)`` that batch acquisition
+    needs. A surrogate with its own ``epistemic_cross_covariance(Z, X)`` (the
+    GP, the MLP surrogates, the auto choice) computes them without the
+    ``z x z`` block; any other one through its joint covariance.
+
+    Args:
+        surrogate: a fitted surrogate.
+        Z: ``z x d`` fixed points.
+        X: ``b x d`` candidates.
+
+    Returns:
+        ``(cross, var)``: ``m x z x b`` covariances and ``m x b`` variances at
+        ``X`` (standardised units, not clamped), differentiable in ``X``.
+    """
+    own = getattr(surrogate, "epistemic_cross_covariance", None)
+    if own is not None:
+        return own(Z, X)
+    z = Z.shape[0]
+    joint = surrogate.joint_epistemic_covariance(torch.cat([Z.to(X), X]))
+    return joint[:, :z, z:], joint[:, z:, z:].diagonal(dim1=-2, dim2=-1)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

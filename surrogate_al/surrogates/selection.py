@@ -57,6 +57,7 @@ from surrogate_al.surrogates.base import (
     as_tensor,
     check_bounds,
     check_training_data,
+    epistemic_cross_covariance,
     require_fitted,
     resolve_device,
 )
@@ -415,6 +416,10 @@ class AutoSurrogate:
     def joint_epistemic_covariance(self, X: Tensor) -> Tensor:
         """``m x n x n`` epistemic covariance of the chosen model (standardised units)."""
         return self.selected_model.joint_epistemic_covariance(X)
+
+    def epistemic_cross_covariance(self, Z: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
+        """The chosen model's ``m x z x b`` cross-covariances and ``m x b`` variances (standardised units)."""
+        return epistemic_cross_covariance(self.selected_model, Z, X)
 
     @property
     def num_outputs(self) -> int:

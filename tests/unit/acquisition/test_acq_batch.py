@@ -117,6 +117,26 @@ def test_variance_gains_are_the_drop_of_the_mean_reference_variance(gp_2d, data_
 
 
 @pytest.mark.parametrize("model", ["gp_2d", "ensemble_2d"])
+def test_one_objective_reused_over_changing_sets_gives_what_fresh_objectives_give(model: str, data_2d, request) -> None:
+    """The per-set conditioning is cached by value: switching sets (and back) never reuses a stale factor."""
+    surrogate = request.getfixturevalue(model)
+    pending = torch.tensor([[0.9, 0.1]], dtype=torch.float64)
+    reused = objective(surrogate, 0.7, data_2d, pending=pending)
+    pool = sobol_points(32, 2, seed=6)
+    X = pool[20:26]
+    sets = [pool[:3], pool[3:7], pool[:3], pool[:2], pool[:0]]
+    with torch.no_grad():
+        for S in sets:
+            fresh = objective(surrogate, 0.7, data_2d, pending=pending)
+            torch.testing.assert_close(reused.gain(X, S), fresh.gain(X, S), rtol=1e-10, atol=1e-14)
+            for a, b in zip(reused.conditional_variance(X, torch.cat([pending, S])),
+                            fresh.conditional_variance(X, torch.cat([pending, S])), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    # and the sets matter: the gains given the first and second set differ
+    assert not torch.allclose(reused.gain(X, sets[0]), reused.gain(X, sets[1]))
+
+
+@pytest.mark.parametrize("model", ["gp_2d", "ensemble_2d"])
 def test_variance_gains_are_non_negative_and_mostly_diminish(model: str, data_2d, request) -> None:
     """Variance reduction is monotone; its gains shrink as the set grows except by a few per cent at most.
 

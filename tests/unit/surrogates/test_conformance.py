@@ -13,6 +13,7 @@ import torch
 
 from surrogate_al.errors import ConfigError, DataError, ShapeError
 from surrogate_al.surrogates import SURROGATES, Prediction, Surrogate, SurrogateModel, make_surrogate
+from surrogate_al.surrogates.base import epistemic_cross_covariance
 
 DT = torch.float64
 D = 2
@@ -128,3 +129,42 @@ def test_registry_rejects_unknown_kind_and_option() -> None:
         make_surrogate("kriging")
     with pytest.raises(ConfigError, match=r"'gp' \(GaussianProcess\) has no option\(s\) \['num_members'\].*'kernel'"):
         make_surrogate("gp", num_members=5)
+
+
+def test_cross_covariance_is_the_joint_covariance_blocks(fitted: tuple[str, Surrogate]) -> None:
+    """epistemic_cross_covariance(Z, X) = the (Z, X) block and X diagonal of joint(Z ∪ X), gradients included."""
+    _, model = fitted
+    gen = torch.Generator().manual_seed(4)
+    Z = torch.rand(5, D, generator=gen, dtype=DT)
+    X0 = torch.rand(3, D, generator=gen, dtype=DT)
+    X_a = X0.clone().requires_grad_(True)
+    cross, var = epistemic_cross_covariance(model, Z, X_a)
+    assert cross.shape == (2, 5, 3) and var.shape == (2, 3)
+    X_b = X0.clone().requires_grad_(True)
+    joint = model.joint_epistemic_covariance(torch.cat([Z, X_b]))
+    torch.testing.assert_close(cross, joint[:, :5, 5:], rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(var, joint[:, 5:, 5:].diagonal(dim1=-2, dim2=-1), rtol=1e-7, atol=1e-10)
+    # The gradient batch acquisition follows: the same scalar through both routes.
+    (cross.square().sum() + var.sum()).backward()
+    (joint[:, :5, 5:].square().sum() + joint[:, 5:, 5:].diagonal(dim1=-2, dim2=-1).sum()).backward()
+    assert X_a.grad is not None and float(X_a.grad.abs().max()) > 0
+    torch.testing.assert_close(X_a.grad, X_b.grad, rtol=1e-6, atol=1e-9)
+
+
+class _JointOnly:
+    """A surrogate that offers only the protocol's joint covariance (a third-party model)."""
+
+    def __init__(self, inner: Surrogate) -> None:
+        self.inner = inner
+
+    def joint_epistemic_covariance(self, X: torch.Tensor) -> torch.Tensor:
+        return self.inner.joint_epistemic_covariance(X)
+
+
+def test_cross_covariance_falls_back_to_the_joint_covariance() -> None:
+    model = _make("gp").fit(*_data(m=2))
+    Z, X = torch.rand(4, D, dtype=DT), torch.rand(6, D, dtype=DT)
+    own_cross, own_var = epistemic_cross_covariance(model, Z, X)
+    cross, var = epistemic_cross_covariance(_JointOnly(model), Z, X)  # type: ignore[arg-type]
+    torch.testing.assert_close(cross, own_cross, rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(var, own_var, rtol=1e-7, atol=1e-10)
