@@ -424,6 +424,40 @@ class GaussianProcess:
             # conditions on: GPyTorch refactors that matrix in every posterior call.
             train_covar = self.model_.prediction_strategy.lik_train_train_covar.to_dense()
             self.train_cholesky_ = psd_safe_cholesky(train_covar)
+        self._fixed_points_cache: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def _fixed_points(self, Z: Tensor) -> tuple[Tensor, Tensor]:
+        """Transformed ``Z`` and ``L⁻¹ k(T, Z)``, kept while the same ``Z`` comes back.
+
+        Batch acquisition passes the same fixed points (pending points and the
+        variance reference, ``z`` of them) in every iteration of a synthesis,
+        with a few candidates each time; at ``z >> b`` the ``n x z`` kernel and
+        its triangular solve are most of a call's cost. Recomputing gives the
+        same bits, so the cache changes no result. ``Z`` that needs a gradient
+        is never cached; otherwise the result carries no gradient.
+
+        Args:
+            Z: ``z x d`` points (checked, in the model's dtype and device).
+
+        Returns:
+            ``(Zt, V_z)``: ``z x d`` (``1 x z x d`` with several outputs)
+            transformed points and the ``[m x] n x z`` whitened cross-kernel.
+        """
+        cached = self._fixed_points_cache
+        if cached is not None and cached[0].shape == Z.shape and torch.equal(cached[0], Z):
+            return cached[1], cached[2]
+        model = self.model_
+        # No graph to the hyperparameters either: acquisition differentiates in X only.
+        with torch.set_grad_enabled(Z.requires_grad), exact_gp_settings():
+            Zt = model.transform_inputs(Z)
+            if self.num_outputs > 1:
+                Zt = Zt.unsqueeze(-3)  # broadcast over the m output batch
+            V_z = torch.linalg.solve_triangular(
+                self.train_cholesky_, model.covar_module(model.train_inputs[0], Zt).to_dense(), upper=False
+            )
+        if not Z.requires_grad:
+            self._fixed_points_cache = (Z.detach().clone(), Zt, V_z)
+        return Zt, V_z
 
     def _noise_variance(self) -> Tensor:
         """``m`` noise variances in standardised units.
@@ -501,19 +535,21 @@ class GaussianProcess:
         """
         require_fitted(self, "model_")
         model = self.model_
-        Zt, Xt = (
-            model.transform_inputs(check_inputs(as_tensor(P, self.dtype, self.train_X_.device, what), self.input_dim))
+        Z, X = (
+            check_inputs(as_tensor(P, self.dtype, self.train_X_.device, what), self.input_dim)
             for P, what in ((Z, "Z"), (X, "X"))
         )
+        Zt, V_z = self._fixed_points(Z)
+        Xt = model.transform_inputs(X)
         if self.num_outputs > 1:
-            Zt, Xt = Zt.unsqueeze(-3), Xt.unsqueeze(-3)  # broadcast over the m output batch
-        train = model.train_inputs[0]
+            Xt = Xt.unsqueeze(-3)  # broadcast over the m output batch
         kernel = model.covar_module
         with exact_gp_settings():
             k_zx = kernel(Zt, Xt).to_dense()
             k_xx = kernel(Xt, Xt, diag=True)
-            V_z = torch.linalg.solve_triangular(self.train_cholesky_, kernel(train, Zt).to_dense(), upper=False)
-            V_x = torch.linalg.solve_triangular(self.train_cholesky_, kernel(train, Xt).to_dense(), upper=False)
+            V_x = torch.linalg.solve_triangular(
+                self.train_cholesky_, kernel(model.train_inputs[0], Xt).to_dense(), upper=False
+            )
         cross = k_zx - V_z.transpose(-1, -2) @ V_x
         var = k_xx - (V_x**2).sum(-2)
         if self.num_outputs == 1:

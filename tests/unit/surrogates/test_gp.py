@@ -129,6 +129,31 @@ def test_state_round_trip_gives_identical_predictions_without_refit(branin_gp: G
     assert fresh.fit_status_ == branin_gp.fit_status_
 
 
+def test_cross_covariance_follows_a_refit_and_a_reload_with_the_same_fixed_points() -> None:
+    """The factor kept for repeated fixed points Z belongs to one fit: a refit or a reload replaces it."""
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=DT)
+    gen = torch.Generator().manual_seed(7)
+    X1, X2 = torch.rand(12, 2, generator=gen, dtype=DT), torch.rand(30, 2, generator=gen, dtype=DT)
+    Z, X = torch.rand(6, 2, generator=gen, dtype=DT), torch.rand(4, 2, generator=gen, dtype=DT)
+
+    def blocks(model: GaussianProcess) -> tuple[torch.Tensor, torch.Tensor]:
+        joint = model.joint_epistemic_covariance(torch.cat([Z, X]))
+        return joint[:, :6, 6:], joint[:, 6:, 6:].diagonal(dim1=-2, dim2=-1)
+
+    gp = GaussianProcess(device="cpu", bounds=bounds).fit(X1, torch.sin(4 * X1[:, :1]))
+    first, _ = gp.epistemic_cross_covariance(Z, X)
+    again, _ = gp.epistemic_cross_covariance(Z.clone(), X)  # equal values, another tensor: the kept factor
+    assert torch.equal(first, again)
+    gp.fit(X2, torch.cos(3 * X2[:, 1:]))
+    cross, var = gp.epistemic_cross_covariance(Z, X)
+    assert not torch.allclose(cross, first)
+    torch.testing.assert_close((cross, var), blocks(gp), rtol=1e-7, atol=1e-10)
+    other = GaussianProcess(device="cpu", bounds=bounds).fit(X1, torch.sin(4 * X1[:, :1]))
+    other.epistemic_cross_covariance(Z, X)
+    other.load_state_dict(gp.state_dict())
+    torch.testing.assert_close(other.epistemic_cross_covariance(Z, X), (cross, var), rtol=1e-7, atol=1e-10)
+
+
 def test_load_state_into_differently_configured_model_is_rejected(branin_gp: GaussianProcess) -> None:
     with pytest.raises(ConfigError, match=r"saved kernel = 'matern52'.*kernel='matern52'"):
         GaussianProcess(device="cpu", kernel="rbf").load_state_dict(branin_gp.state_dict())
