@@ -195,6 +195,55 @@ class _Ledger:
     n_failed_settled: int = 0
 
 
+class _Lookahead:
+    """How many prepared points the asynchronous loop keeps queued.
+
+    A worker that frees up must find a point waiting. While the proposer
+    spends ``τ`` seconds on a round, the workers take about ``r τ`` points
+    (``r``: runs finished per second, ``concurrency`` over the mean turnaround
+    of a run); the round then tops the queue back up to ``L``. So the queue
+    starts a round holding about ``L − r τ`` points and is lowest at its end,
+    ``L − 2 r τ``: keeping ``L = 2 r τ + 2 concurrency`` leaves two points per
+    worker of margin for runs that end together. With runs much longer than a
+    proposal round (the usual case) that is two points per worker; runs as
+    short as a round raise it, up to eight per worker. A
+    larger queue only proposes further ahead of the results (every queued
+    point is pending to the policy); it never changes which runs count.
+
+    Args:
+        concurrency: runs kept in flight.
+    """
+
+    #: Weight of the newest observation in the running means.
+    SMOOTHING = 0.25
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.round_seconds: float | None = None
+        self.run_seconds: float | None = None
+
+    @classmethod
+    def _mean(cls, current: float | None, seconds: float) -> float:
+        return seconds if current is None else (1.0 - cls.SMOOTHING) * current + cls.SMOOTHING * seconds
+
+    def observe_round(self, seconds: float) -> None:
+        """A proposal round took ``seconds`` (fit, acquisition and recording)."""
+        self.round_seconds = self._mean(self.round_seconds, max(0.0, seconds))
+
+    def observe_run(self, seconds: float) -> None:
+        """A run came back ``seconds`` after its submission."""
+        self.run_seconds = self._mean(self.run_seconds, max(0.0, seconds))
+
+    @property
+    def size(self) -> int:
+        """Points to keep queued: between ``2 x`` and ``8 x concurrency``."""
+        floor, cap = 2 * self.concurrency, 8 * self.concurrency
+        if self.round_seconds is None or not self.run_seconds:
+            return floor
+        rate = self.concurrency / self.run_seconds
+        return min(cap, floor + round(2.0 * rate * self.round_seconds))
+
+
 class _BackgroundProposer:
     """Runs :meth:`Campaign.prepare` in a thread, one round at a time.
 
@@ -203,8 +252,9 @@ class _BackgroundProposer:
     the loop does not spin on it.
     """
 
-    def __init__(self, campaign: Campaign) -> None:
+    def __init__(self, campaign: Campaign, lookahead: _Lookahead) -> None:
         self.campaign = campaign
+        self.lookahead = lookahead
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.empty_at: tuple[int, int, int] | None = None
@@ -228,7 +278,11 @@ class _BackgroundProposer:
 
         def work() -> None:
             try:
-                self.empty_at = None if self.campaign.prepare(n) else state
+                started = time.perf_counter()
+                proposed = self.campaign.prepare(n)
+                if proposed:
+                    self.lookahead.observe_round(time.perf_counter() - started)
+                self.empty_at = None if proposed else state
             except BaseException as exc:  # handed to the main thread, which raises it
                 self.error = exc
 
@@ -909,19 +963,18 @@ class Campaign:
         The main thread only tells results and dispatches, so a worker that
         frees up gets a prepared point within milliseconds. Refitting and
         proposing happen in a background thread (:class:`_BackgroundProposer`)
-        that keeps two prepared points per worker in the queue, passing every
-        point in flight or queued to the policy as pending. Results that arrive
-        together are told together, so one refit serves all of them.
+        that keeps prepared points in the queue, two per worker or more when
+        runs are as short as a proposal round (:class:`_Lookahead`), passing
+        every point in flight or queued to the policy as pending. Results that
+        arrive together are told together, so one refit serves all of them.
         """
         from distributed import as_completed
 
         concurrency = int(self.spec.campaign.concurrency)
-        # Points kept ready: enough that every worker can finish once more during one
-        # proposal round and still find its next point waiting.
-        lookahead = 2 * concurrency
+        lookahead = _Lookahead(concurrency)
         running: dict[Any, tuple[Trial, float]] = {}
         completed = as_completed()
-        proposer = _BackgroundProposer(self)
+        proposer = _BackgroundProposer(self, lookahead)
 
         def dispatch() -> None:
             # `running` (not in_flight_) decides: a finished run frees its worker before it is told.
@@ -945,6 +998,7 @@ class Campaign:
                     # proposals), then record the results: the fsyncs no longer delay them.
                     dispatch()
                     for future, trial, submitted in finished:
+                        lookahead.observe_run(time.time() - submitted)
                         self._harvest(future, trial, submitted)
                     dispatcher.keep_jobs_up()
                 proposer.raise_if_failed()
@@ -952,8 +1006,8 @@ class Campaign:
                 stop = self._stop_reason()
                 if stop is not None and not running:
                     break
-                if stop is None and len(self.queue_) < lookahead and not proposer.busy:
-                    proposer.start(lookahead - len(self.queue_))
+                if stop is None and len(self.queue_) < lookahead.size and not proposer.busy:
+                    proposer.start(lookahead.size - len(self.queue_))
                 if not running and not self.queue_ and not proposer.busy and proposer.starved() and not self.done():
                     raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
                 time.sleep(0.005)
