@@ -54,7 +54,7 @@ class CountingSurrogate:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.calls = {"predict": 0, "joint_epistemic_covariance": 0}
+        self.calls = {"predict": 0, "joint_epistemic_covariance": 0, "epistemic_cross_covariance": 0}
         self.seconds = 0.0
 
     def fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None = None) -> CountingSurrogate:
@@ -74,6 +74,15 @@ class CountingSurrogate:
         start = time.perf_counter()
         try:
             return self.inner.joint_epistemic_covariance(X)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def epistemic_cross_covariance(self, Z: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
+        # Passed on, or batch acquisition would take the slower joint-covariance route.
+        self.calls["epistemic_cross_covariance"] += 1
+        start = time.perf_counter()
+        try:
+            return self.inner.epistemic_cross_covariance(Z, X)
         finally:
             self.seconds += time.perf_counter() - start
 
