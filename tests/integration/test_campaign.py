@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from faults.helpers import REPO, n_final, start_cli
+from faults.helpers import cli as faults_cli
 from faults.helpers import write_workflow as write_faults_workflow
 
 from surrogate_al.store import CampaignStore
@@ -97,7 +98,12 @@ def test_quickstart_runs_end_to_end_then_status_report_export(tmp_path: Path) ->
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_campaign_resumes_to_exact_budget(tmp_path: Path, sig: signal.Signals) -> None:
     budget = 20
-    wf = write_workflow(tmp_path, name=f"kill{int(sig)}", budget=budget)
+    # Runs of 0.3 s: the last 10 take at least 1.5 s on 2 workers, so the signal lands mid-campaign
+    # however few proposal rounds the loop needs for them (instant runs let it queue up to 8 per worker).
+    wf = write_faults_workflow(
+        tmp_path, name=f"kill{int(sig)}", budget=budget, design_size=6,
+        function="fault_sims:slow_branin", simulator_extra="fixed_inputs = { delay = 0.3 }",
+    )
     store = tmp_path / f"kill{int(sig)}.h5"
     proc = start_cli("run", str(wf), "--no-progress")
     try:
@@ -115,7 +121,7 @@ def test_interrupted_campaign_resumes_to_exact_budget(tmp_path: Path, sig: signa
     before = snapshot(store)
     assert budget // 2 <= len(before) < budget
 
-    res = cli("resume", str(store), "--no-progress")
+    res = faults_cli("resume", str(store), "--no-progress")  # fault_sims importable on its workers
     assert res.returncode == 0, res.stderr
     assert_complete(store, budget)
     after = snapshot(store)
