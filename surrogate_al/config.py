@@ -1018,6 +1018,10 @@ class AcquisitionSpec(BaseModel):
     information: Literal["variance", "logdet"] = Field(
         default="variance", description="information term of the greedy batch objective"
     )
+    surprise_cap: Number = Field(
+        default=1.0, ge=1,
+        description="largest weight of a candidate near a run the model cannot predict (leave-one-out); 1: off",
+    )
     raw_samples: StrictInt = Field(default=1024, ge=1, description="random starts screened by the optimiser")
     restarts: StrictInt = Field(default=8, ge=1, description="gradient restarts of the optimiser")
     feasibility: StrictBool = Field(default=True, description="learn where the simulator fails and avoid it")
@@ -1037,6 +1041,8 @@ class AcquisitionSpec(BaseModel):
                 )
         else:
             _only_when(self, ("candidates",), "mode = 'pool'")
+        if self.batch == "topq":
+            _only_when(self, ("surprise_cap",), "batch = 'greedy'")
         return self
 
 

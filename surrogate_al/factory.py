@@ -113,6 +113,7 @@ def build_policy(spec: Any, space: InputSpace) -> Any:
             schedule=schedule,
             batch=acq.batch,
             information=acq.information,
+            surprise_cap=acq.surprise_cap,
             raw_samples=acq.raw_samples,
             restarts=acq.restarts,
             feasibility=acq.feasibility,

@@ -64,6 +64,7 @@ from scipy.stats import qmc
 from torch import Tensor
 
 from surrogate_al.acquisition.batch import BatchObjective, check_information, greedy_pool, greedy_synthesis
+from surrogate_al.acquisition.surprise import check_surprise_cap, surprise_weights
 from surrogate_al.acquisition.feasibility import FeasibilityModel
 from surrogate_al.acquisition.schedules import (
     DEFAULT_SCHEDULE,
@@ -528,6 +529,11 @@ class Policy(_ModelPolicy):
             (integrated variance reduction over the reference set, default)
             or ``"logdet"`` (mutual information of the batch); see
             :mod:`surrogate_al.acquisition.batch`.
+        surprise_cap: largest factor by which a candidate's information
+            gain is raised when the run nearest it is one the model cannot
+            predict from the others (leave-one-out; see
+            :mod:`surrogate_al.acquisition.surprise`); 1 (default) turns it
+            off. Greedy batches only.
 
     Attributes:
         feasibility_: the fitted :class:`FeasibilityModel`, or None.
@@ -553,13 +559,20 @@ class Policy(_ModelPolicy):
         maxiter: int = 200,
         output_weights: ArrayLike | None = None,
         information: str = "variance",
+        surprise_cap: float = 1.0,
     ) -> None:
         super().__init__(surrogate, seed=seed)
         self.information = check_information(information)
+        self.surprise_cap = check_surprise_cap(surprise_cap)
         if mode not in ("synthesis", "pool"):
             raise ConfigError(f"mode = {mode!r}; expected 'synthesis' (optimise over the box) or 'pool'")
         if batch not in ("greedy", "topq"):
             raise ConfigError(f"batch = {batch!r}; expected 'greedy' (submodular batch) or 'topq'")
+        if batch == "topq" and self.surprise_cap > 1:
+            raise ConfigError(
+                f"surprise_cap = {surprise_cap!r} weights the greedy batch objective, but batch = 'topq'; "
+                "use batch = 'greedy' or surprise_cap = 1"
+            )
         if mode == "pool":
             if candidates is None:
                 raise ConfigError("mode = 'pool' needs candidates: an N x d array of unit-cube points")
@@ -681,6 +694,9 @@ class Policy(_ModelPolicy):
                 feasibility=None if feas is None else feas.predict_proba,
                 reference_variances=(uncertainty.reference_epistemic_, uncertainty.reference_aleatoric_),
                 noise=uncertainty.noise_, information=self.information,
+                information_weight=surprise_weights(
+                    surrogate, labelled, torch.as_tensor(data.Y, dtype=_DTYPE), self.surprise_cap, seed=self.seed
+                ),
             )
             self.last_objective_ = objective
             if self.mode == "synthesis":

@@ -255,6 +255,11 @@ class BatchObjective:
             ``"logdet"`` (mutual information); see the module docstring.
         variance_reference_size: leading reference points over which the
             variance reduction is averaged.
+        information_weight: optional map ``b x d -> b`` of weights (>= 1,
+            no gradient) that multiply each candidate's information gain,
+            e.g. :class:`~surrogate_al.acquisition.surprise.SurpriseWeights`;
+            fixed during a proposal, so the gains still only shrink as the
+            batch grows (the lazy greedy's bounds hold).
         reference_variances: optional ``(epistemic, aleatoric)``, each
             ``r x m`` standardised variances at ``reference``, when already
             computed (e.g. by :class:`~surrogate_al.acquisition.scores.UncertaintyScore`).
@@ -286,8 +291,10 @@ class BatchObjective:
         noise: NoiseLevels | None = None,
         information: str = "variance",
         variance_reference_size: int = _VARIANCE_REFERENCE,
+        information_weight: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         check_information(information)
+        self.information_weight = information_weight
         if isinstance(variance_reference_size, bool) or not isinstance(variance_reference_size, int) \
                 or variance_reference_size < 1:
             raise ConfigError(f"variance_reference_size = {variance_reference_size!r}; expected a positive integer")
@@ -473,8 +480,10 @@ class BatchObjective:
     def _information(self, X: Tensor, X_given: Tensor) -> Tensor:
         """``b`` unscaled information gains of ``X`` given ``X_given`` (the configured term)."""
         if self.information == "logdet":
-            return self._ig(*self.conditional_variance(X, X_given))
-        return self._variance_reduction(X, X_given)
+            gain = self._ig(*self.conditional_variance(X, X_given))
+        else:
+            gain = self._variance_reduction(X, X_given)
+        return gain if self.information_weight is None else gain * self.information_weight(X)
 
     # -- the objective ---------------------------------------------------------------
     def gain(self, X: Tensor, X_selected: Tensor | None = None, *, with_feasibility: bool = True) -> Tensor:

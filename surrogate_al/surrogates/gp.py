@@ -556,6 +556,29 @@ class GaussianProcess:
             cross, var = cross.unsqueeze(0), var.unsqueeze(0)
         return cross, var
 
+    def loo_surprise(self) -> Tensor:
+        """How badly the model predicts each training run from the others.
+
+        The closed-form leave-one-out residual of run ``i`` over its
+        leave-one-out predictive standard deviation, squared:
+        ``z_i² = α_i² / (K⁻¹)_ii`` with ``K = K_TT + N`` and ``α = K⁻¹ (y - μ)``
+        (Rasmussen & Williams, *Gaussian Processes for Machine Learning*,
+        eq. 5.12), at the fitted hyperparameters, from the training Cholesky
+        factor kept per fit. About 1 where the model explains a run, far
+        above where a run shows a feature the rest of the data hide.
+
+        Returns:
+            ``n`` values, the mean over outputs (standardised units cancel).
+        """
+        require_fitted(self, "model_")
+        model = self.model_
+        with torch.no_grad(), exact_gp_settings():
+            residual = model.train_targets - model.mean_module(model.train_inputs[0])  # [m x] n
+            alpha = torch.cholesky_solve(residual.unsqueeze(-1), self.train_cholesky_).squeeze(-1)
+            inverse_diagonal = torch.cholesky_inverse(self.train_cholesky_).diagonal(dim1=-2, dim2=-1)
+            z2 = alpha**2 / inverse_diagonal
+        return z2 if z2.dim() == 1 else z2.mean(0)
+
     # ------------------------------------------------------------- state
 
     def state_dict(self) -> dict[str, Any]:
