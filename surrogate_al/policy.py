@@ -64,7 +64,6 @@ from scipy.stats import qmc
 from torch import Tensor
 
 from surrogate_al.acquisition.batch import BatchObjective, check_information, greedy_pool, greedy_synthesis
-from surrogate_al.acquisition.surprise import check_surprise_cap, surprise_weights
 from surrogate_al.acquisition.feasibility import FeasibilityModel
 from surrogate_al.acquisition.schedules import (
     DEFAULT_SCHEDULE,
@@ -79,6 +78,7 @@ from surrogate_al.acquisition.scores import (
     expected_nn_spacing,
     min_distances,
 )
+from surrogate_al.acquisition.surprise import check_surprise_cap, surprise_weights
 from surrogate_al.acquisition.synthesis import sobol_points, synthesise, top_distinct
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError, NotFittedError, ShapeError

@@ -8,6 +8,8 @@
 * :mod:`~surrogate_al.acquisition.batch`: greedy submodular batches (information
   gain + coverage) given pending points, by synthesis or lazy greedy over a pool.
 * :mod:`~surrogate_al.acquisition.feasibility`: ``p(success | x)`` from failed runs.
+* :mod:`~surrogate_al.acquisition.surprise`: weights that raise the information
+  gain near runs the model cannot predict from the others (leave-one-out).
 """
 
 from surrogate_al.acquisition.batch import (
