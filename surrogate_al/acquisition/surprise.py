@@ -70,7 +70,7 @@ class SurpriseWeights:
 
 def _gaussian_process_of(surrogate: Any) -> Any | None:
     """The surrogate itself, or the model an ``AutoSurrogate`` serves, if it gives LOO surprises."""
-    model = getattr(surrogate, "selected_model", surrogate) if hasattr(surrogate, "selected_") else surrogate
+    model = getattr(surrogate, "selected_model", surrogate)
     return model if callable(getattr(model, "loo_surprise", None)) else None
 
 
@@ -107,9 +107,6 @@ def surprise_weights(surrogate: Any, X: Tensor, Y: Tensor, cap: float, seed: int
                            "proposing without them this round", exc)
             return None
     surprise = model.loo_surprise().to(X)
-    # The GP's own training inputs, in its order (the policy fits it on these runs).
-    runs = getattr(model, "train_X_", X)
-    if runs.shape[0] != surprise.shape[0]:
-        runs = X
     relative = surprise / surprise.median().clamp_min(torch.finfo(X.dtype).tiny)
-    return SurpriseWeights(runs=runs.detach().to(X), weights=relative.clamp(1.0, cap))
+    # The GP's own training inputs, in the order of its surprises.
+    return SurpriseWeights(runs=model.train_X_.detach().to(X), weights=relative.clamp(1.0, cap))
