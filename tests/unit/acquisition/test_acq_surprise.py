@@ -104,3 +104,20 @@ def test_the_policy_returns_to_a_surprising_run(peak_data) -> None:
     assert weighted.min() < plain.min(), (weighted, plain)
     with pytest.raises(ConfigError, match="batch = 'topq'"):
         Policy(GaussianProcess(bounds=unit_bounds(2)), batch="topq", surprise_cap=10)
+
+
+def test_the_side_gp_takes_the_most_recent_runs(peak_data, monkeypatch) -> None:
+    """Past SIDE_GP_MAX_RUNS the side GP sees the last runs; older runs keep weight 1."""
+    import surrogate_al.acquisition.surprise as surprise
+
+    X, Y = peak_data  # the peak run is the last one
+    ensemble = DeepEnsemble(num_members=2, hidden_layers=(16,), max_epochs=20, seed=0, bounds=unit_bounds(2),
+                            device="cpu").fit(X, Y)
+    monkeypatch.setattr(surprise, "SIDE_GP_MAX_RUNS", 12)
+    weights = surprise_weights(ensemble, X, Y, cap=50.0)
+    assert weights is not None
+    torch.testing.assert_close(weights.runs, X)  # every run stays a neighbour candidates can map to
+    assert torch.all(weights.weights[:-12] == 1.0)
+    assert int(weights.weights.argmax()) == X.shape[0] - 1 and float(weights.weights[-1]) > 10.0
+    # The old runs' own weights were not computed: far from the peak they stay 1 whatever their residual.
+    assert float(weights(X[:1])) == 1.0
