@@ -79,11 +79,6 @@ AUTO_SELECTION_VERSION = 3
 #: choice until the runs grew by ``reselect_growth``, as the rounds of a campaign do).
 #: Cells of version 1 that carry their design are re-scored, not re-run.
 AUTO_EVALUATION_VERSION = 2
-#: Version of the leave-one-out surprise weighting that a method with ``surprise_cap`` > 1
-#: inherits: 2 since the side GP of an ensemble-served round takes the ensemble's aleatoric
-#: variance as its noise (1 learned one homoscedastic noise; its cells were moved to
-#: docs/results/label_efficiency/surprise_v1/).
-SURPRISE_VERSION = 2
 #: Seed of every problem's held-out test set (fixed: all methods and seeds share it).
 TEST_SEED = 20261121
 BASE_BUDGETS = (20, 40, 80, 160)
@@ -161,11 +156,6 @@ class Method:
         return AUTO_SELECTION_VERSION if self.surrogate == "auto" and "se_margin" not in self.surrogate_options else None
 
     @property
-    def surprise_version(self) -> int | None:
-        """:data:`SURPRISE_VERSION` for methods that weight by the leave-one-out surprise, else None."""
-        return SURPRISE_VERSION if float(self.options.get("surprise_cap", 1.0)) > 1.0 else None
-
-    @property
     def evaluation_version(self) -> int | None:
         """:data:`AUTO_EVALUATION_VERSION` for ``auto`` methods, else None."""
         return AUTO_EVALUATION_VERSION if self.surrogate == "auto" else None
@@ -184,8 +174,7 @@ def design_is_current(cell: dict[str, Any], test_size: int) -> bool:
     return (method is not None and cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
             and cell.get("policy_version") == method.policy_version
             and cell.get("surrogate_version") == method.surrogate_version
-            and cell.get("selection_version") == method.selection_version
-            and cell.get("surprise_version") == method.surprise_version)
+            and cell.get("selection_version") == method.selection_version)
 
 
 #: qNIPV settings for the benchmark: BoTorch's joint q-batch optimisation with the
@@ -527,7 +516,6 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
         "policy_version": spec.policy_version,
         "surrogate_version": spec.surrogate_version,
         "selection_version": spec.selection_version,
-        "surprise_version": spec.surprise_version,
         "evaluation_version": spec.evaluation_version,
         "problem": problem,
         "method": method,

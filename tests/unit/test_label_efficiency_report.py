@@ -89,25 +89,6 @@ def test_a_change_of_the_auto_choice_rule_reruns_the_auto_cells_on_its_default()
     assert le.METHODS["default-gp"].evaluation_version is None
 
 
-def test_a_change_of_the_surprise_weighting_reruns_only_the_cells_that_use_it() -> None:
-    runs, curve = [20, 28, 40], [0.3, 0.2, 0.1]
-
-    def cell(method: str, **versions: int | None) -> dict:
-        spec = le.METHODS[method]
-        return _cell("branin", method, 0, runs, curve) | {
-            "surrogate_version": spec.surrogate_version, "selection_version": spec.selection_version,
-            "evaluation_version": spec.evaluation_version} | versions
-
-    # Cells from before the weighting had a version (no key) stand for the methods without it.
-    assert le.METHODS["default-auto"].surprise_version is None
-    assert le.is_current(cell("default-auto"), 1000)
-    # A surprise-weighted cell needs the current version; one without (version 1) is re-run.
-    assert le.METHODS["default-auto-surprise"].surprise_version == le.SURPRISE_VERSION
-    assert not le.design_is_current(cell("default-auto-surprise"), 1000)
-    assert not le.is_current(cell("default-auto-surprise", surprise_version=le.SURPRISE_VERSION - 1), 1000)
-    assert le.is_current(cell("default-auto-surprise", surprise_version=le.SURPRISE_VERSION), 1000)
-
-
 def test_a_cell_with_current_runs_is_rescored_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(le, "CACHE", tmp_path / "cache")
     gp = le.run_cell("branin", "default-gp", seed=0, q=8, budgets=(20,), test_size=200)

@@ -14,7 +14,6 @@ from surrogate_al.acquisition import (
     make_schedule,
     sobol_points,
 )
-from surrogate_al.acquisition.surprise import surprise_weights
 from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError, ShapeError
@@ -138,28 +137,6 @@ def test_uncertainty_is_not_drawn_to_noise_when_data_cover_the_box() -> None:
     assert float(U[left].mean()) < float(U[right].mean())
     proposal = policy.propose(data, 4, progress=1.0)
     assert float(proposal.X[0, 0]) > 0.5  # the most valuable query of the batch is not in the noise
-
-
-def test_surprise_weights_are_not_drawn_to_noise() -> None:
-    """The same heteroscedastic data with the leave-one-out surprise weighting on.
-
-    The ensemble has no closed-form leave-one-out terms, so a side GP gives
-    them; with a homoscedastic noise it would find the noisy runs surprising
-    (left mean weight ~30, right ~1 when measured) and send the batch into the
-    noise. Its noise is the ensemble's aleatoric variance at each run instead.
-    """
-    rng = np.random.default_rng(1)
-    X = rng.uniform(0.0, 1.0, (200, 1))
-    noise = np.where(X < 0.5, 0.5, 0.05)
-    data = Dataset(X=X, Y=np.sin(2 * np.pi * X) + noise * rng.standard_normal(X.shape))
-    model = ensemble(1)
-    policy = fast_policy(model, surprise_cap=100.0).fit(data)
-    weights = surprise_weights(model, torch.as_tensor(X), torch.as_tensor(data.Y), cap=100.0)
-    assert weights is not None
-    left = torch.as_tensor(X[:, 0] < 0.5)
-    assert float(weights.weights[left].mean()) < 1.5 * float(weights.weights[~left].mean())
-    proposal = policy.propose(data, 4, progress=1.0)
-    assert float(proposal.X[0, 0]) > 0.5
 
 
 def test_the_lambda_of_each_proposal_follows_the_schedule(data_2d, fitted_gp_2d) -> None:
