@@ -127,8 +127,8 @@ def surprise_weights(surrogate: Any, X: Tensor, Y: Tensor, cap: float, seed: int
         try:
             # One learned noise level, not the ensemble's aleatoric variance at each run: the
             # ensemble's noise head absorbs a run it cannot fit (on sharp_peak its aleatoric
-            # variance at the peak run was 1e5 times the median), which would hide exactly
-            # the runs this weighting looks for (docs/benchmarks.md, "Eighth session").
+            # variance near the peak was 1e5 times the median over runs), which would hide
+            # exactly the runs this weighting looks for (docs/benchmarks.md, "Eighth session").
             model = make_surrogate("gp", bounds=bounds, seed=seed).fit(X[recent], Y[recent])
         except (SurrogateALError, torch.linalg.LinAlgError) as exc:
             logger.warning("surprise weights: the GP for leave-one-out residuals could not be fitted (%s); "
