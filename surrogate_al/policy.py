@@ -63,7 +63,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import qmc
 from torch import Tensor
 
-from surrogate_al.acquisition.batch import BatchObjective, check_information, greedy_pool, greedy_synthesis
+from surrogate_al.acquisition.batch import (
+    BatchObjective,
+    check_information,
+    greedy_pool,
+    greedy_synthesis,
+    has_sampled_covariance,
+)
 from surrogate_al.acquisition.feasibility import FeasibilityModel
 from surrogate_al.acquisition.schedules import (
     DEFAULT_SCHEDULE,
@@ -534,6 +540,14 @@ class Policy(_ModelPolicy):
             predict from the others (leave-one-out; see
             :mod:`surrogate_al.acquisition.surprise`); 1 (default) turns it
             off. Greedy batches only.
+        localisation: when the surrogate serving the round has a sampled
+            covariance (deep ensemble, MC dropout), taper its epistemic
+            cross-covariances in the batch objective with the lengthscale
+            ``localisation · sqrt(d / 6)`` (a multiple of the root-mean-square
+            distance between two uniform points of the unit cube; see
+            "Localisation" in :mod:`surrogate_al.acquisition.batch`); None
+            (default) leaves them as they are. GP-served rounds are never
+            tapered. Greedy batches only.
 
     Attributes:
         feasibility_: the fitted :class:`FeasibilityModel`, or None.
@@ -560,6 +574,7 @@ class Policy(_ModelPolicy):
         output_weights: ArrayLike | None = None,
         information: str = "variance",
         surprise_cap: float = 1.0,
+        localisation: float | None = None,
     ) -> None:
         super().__init__(surrogate, seed=seed)
         self.information = check_information(information)
@@ -573,6 +588,18 @@ class Policy(_ModelPolicy):
                 f"surprise_cap = {surprise_cap!r} weights the greedy batch objective, but batch = 'topq'; "
                 "use batch = 'greedy' or surprise_cap = 1"
             )
+        if localisation is not None and (isinstance(localisation, bool) or not isinstance(localisation, (int, float))
+                                         or not math.isfinite(localisation) or localisation <= 0):
+            raise ConfigError(
+                f"localisation = {localisation!r}; expected a positive multiple of sqrt(d / 6) (0.5 is typical), "
+                "or None for no taper"
+            )
+        if batch == "topq" and localisation is not None:
+            raise ConfigError(
+                f"localisation = {localisation!r} tapers the greedy batch objective, but batch = 'topq'; "
+                "use batch = 'greedy' or localisation = None"
+            )
+        self.localisation = None if localisation is None else float(localisation)
         if mode == "pool":
             if candidates is None:
                 raise ConfigError("mode = 'pool' needs candidates: an N x d array of unit-cube points")
@@ -697,6 +724,7 @@ class Policy(_ModelPolicy):
                 information_weight=surprise_weights(
                     surrogate, labelled, torch.as_tensor(data.Y, dtype=_DTYPE), self.surprise_cap, seed=self.seed
                 ),
+                localisation=self._taper_lengthscale(surrogate, d),
             )
             self.last_objective_ = objective
             if self.mode == "synthesis":
@@ -724,6 +752,12 @@ class Policy(_ModelPolicy):
         method = f"{self.batch}-{self.mode}"
         logger.debug("%s: %d points at λ = %.3f (progress %.3f)", method, n, lam, progress)
         return Proposal(X=X.detach().numpy().clip(0.0, 1.0), U=U, D=D, J=J, lam=lam, method=method)
+
+    def _taper_lengthscale(self, surrogate: Surrogate, d: int) -> float | None:
+        """The batch objective's taper lengthscale this round (None: no taper; see ``localisation``)."""
+        if self.localisation is None or not has_sampled_covariance(surrogate):
+            return None
+        return self.localisation * math.sqrt(d / 6.0)
 
     def _topq_pool(self, score: HybridScore, context: Tensor, n: int, d: int) -> Tensor:
         cand = self._check_candidates(d)

@@ -38,6 +38,22 @@ runs ``P`` (already in the set: every marginal gain is computed given
   budget is 10-25 % lower on the problems with d >= 4 whose error still
   falls fast, and level elsewhere (docs/benchmarks.md).
 
+* **Localisation** (``localisation=L``, for a deep ensemble or MC dropout;
+  off by default). Their epistemic covariance is the empirical covariance
+  of ``K`` networks (8 members by default), of rank ``K − 1``: the
+  variance-reduction gain of ``x`` is then the Rayleigh quotient of the
+  reference set's ``K x K`` member covariance in the direction of ``x``'s
+  member deviations, however far ``x`` is from the reference points, so
+  a run on a face of the box, where the networks extrapolate, is credited
+  with settling disagreement in the middle of the box that one more
+  training point there would not settle. Such long-range correlations
+  are sampling error of a small ensemble, and the ensemble Kalman filter's
+  remedy applies: multiply every cross-covariance by a taper
+  ``exp(-|z − x|² / (2 L²))`` (Houtekamer & Mitchell 2001; the Schur
+  product of two covariances is a covariance, so conditioning stays
+  positive definite, and the diagonal is unchanged). A GP's covariance is
+  exact and never tapered. Whether it improves the designs is measured in
+  docs/benchmarks.md ("Ninth session"); it is not the default.
 * **Coverage** ``Cov(S) = (1/|R|) Σ_{r∈R} max(c_r, max_{s∈S} sim(r, s)) − Σ c_r/|R|``,
   a facility-location function over a reference set ``R`` (Sobol points in
   synthesis mode, a subsample of the candidates in pool mode), with
@@ -228,6 +244,28 @@ def information_gain(cov: Tensor, noise_var: Tensor, weights: Tensor | None = No
     return 0.5 * (weights.to(cov) * torch.linalg.slogdet(scaled).logabsdet).sum()
 
 
+def gaussian_similarity(A: Tensor, B: Tensor, lengthscale: float) -> Tensor:
+    """``a x b`` similarities ``exp(-|a - b|² / (2 ℓ²))`` between ``a x d`` and ``b x d`` points."""
+    # |a|^2 + |b|^2 - 2 a.b as one fused matrix product (far faster than a x b x d differences);
+    # the clamp removes round-off negatives for coincident points.
+    sq = torch.addmm((B**2).sum(-1).unsqueeze(0), A, B.T, alpha=-2.0).add_((A**2).sum(-1, keepdim=True))
+    scale = -0.5 / lengthscale**2
+    if sq.requires_grad:
+        return torch.exp(sq.clamp_min(0.0) * scale)
+    # No gradient wanted (bulk scoring): work in place, one a x b buffer instead of four.
+    return sq.clamp_min_(0.0).mul_(scale).exp_()
+
+
+def has_sampled_covariance(surrogate: Surrogate) -> bool:
+    """Whether ``surrogate``'s epistemic covariance is an empirical one over a few networks.
+
+    The deep ensemble and MC dropout say so (``sampled_covariance = True``);
+    an :class:`~surrogate_al.surrogates.AutoSurrogate` answers for the kind
+    it serves; the GP's covariance is its kernel's, exact.
+    """
+    return bool(getattr(surrogate, "sampled_covariance", False))
+
+
 class BatchObjective:
     """``F_λ`` and its marginal gains (see module docstring).
 
@@ -265,12 +303,17 @@ class BatchObjective:
             computed (e.g. by :class:`~surrogate_al.acquisition.scores.UncertaintyScore`).
         noise: the :class:`~surrogate_al.acquisition.scores.NoiseLevels` to use
             (e.g. ``UncertaintyScore.noise_``); None to build them here.
+        localisation: lengthscale ``L`` (unit-cube units) of the taper
+            ``exp(-|z - x|² / (2 L²))`` that multiplies every epistemic
+            cross-covariance (see "Localisation" in the module docstring);
+            None (default) for the surrogate's covariance as it is.
 
     Attributes:
         noise_: the :class:`~surrogate_al.acquisition.scores.NoiseLevels` in use.
         eps_: ``m`` noise floors ``ε`` (standardised units).
         scale_ig_, scale_cov_: ``s_I`` (of the information term) and ``s_cov``.
         lengthscale_: the coverage lengthscale.
+        localisation_: the taper lengthscale ``L``, or None.
     """
 
     def __init__(
@@ -292,8 +335,16 @@ class BatchObjective:
         information: str = "variance",
         variance_reference_size: int = _VARIANCE_REFERENCE,
         information_weight: Callable[[Tensor], Tensor] | None = None,
+        localisation: float | None = None,
     ) -> None:
         check_information(information)
+        if localisation is not None and (isinstance(localisation, bool) or not isinstance(localisation, (int, float))
+                                         or not math.isfinite(localisation) or localisation <= 0):
+            raise ConfigError(
+                f"localisation = {localisation!r}; expected a positive taper lengthscale in unit-cube units, "
+                "or None for no taper"
+            )
+        self.localisation_ = None if localisation is None else float(localisation)
         self.information_weight = information_weight
         if isinstance(variance_reference_size, bool) or not isinstance(variance_reference_size, int) \
                 or variance_reference_size < 1:
@@ -357,14 +408,20 @@ class BatchObjective:
 
     def _similarity(self, A: Tensor, B: Tensor) -> Tensor:
         """``a x b`` similarities ``exp(-|a - b|^2 / (2 ℓ^2))``."""
-        # |a|^2 + |b|^2 - 2 a.b as one fused matrix product (far faster than a x b x d differences);
-        # the clamp removes round-off negatives for coincident points.
-        sq = torch.addmm((B**2).sum(-1).unsqueeze(0), A, B.T, alpha=-2.0).add_((A**2).sum(-1, keepdim=True))
-        scale = -0.5 / self.lengthscale_**2
-        if sq.requires_grad:
-            return torch.exp(sq.clamp_min(0.0) * scale)
-        # No gradient wanted (bulk scoring): work in place, one a x b buffer instead of four.
-        return sq.clamp_min_(0.0).mul_(scale).exp_()
+        return gaussian_similarity(A, B, self.lengthscale_)
+
+    def _cross_covariance(self, Z: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
+        """The surrogate's epistemic cross-covariances, tapered when :attr:`localisation_` is set.
+
+        Returns:
+            ``m x z x b`` covariances and ``m x b`` variances at ``X``
+            (:func:`~surrogate_al.surrogates.base.epistemic_cross_covariance`),
+            the covariances multiplied by ``exp(-|z - x|² / (2 L²))``.
+        """
+        cross, var = epistemic_cross_covariance(self.surrogate, Z, X)
+        if self.localisation_ is None:
+            return cross, var
+        return cross * gaussian_similarity(Z.to(cross), X.to(cross), self.localisation_).unsqueeze(0), var
 
     def _rows(self) -> int:
         # Blocks keep the rows x r similarity matrix near 1M entries (8 MB, cache-friendly).
@@ -407,9 +464,7 @@ class BatchObjective:
             return cached[1], cached[2]
         t = X_given.shape[0]
         with torch.no_grad():
-            C, _ = epistemic_cross_covariance(
-                self.surrogate, X_given, torch.cat([X_given, self.variance_reference_.to(X_given)])
-            )
+            C, _ = self._cross_covariance(X_given, torch.cat([X_given, self.variance_reference_.to(X_given)]))
             eye = torch.eye(t, dtype=C.dtype, device=C.device)
             L = torch.linalg.cholesky(C[:, :, :t] + (self.eps_.to(C).view(-1, 1, 1) + _JITTER) * eye)
             A_r = torch.linalg.solve_triangular(L, C[:, :, t:], upper=False)
@@ -439,7 +494,7 @@ class BatchObjective:
         noise = self.noise(X)  # no surrogate call when homoscedastic
         X_given = X_given.to(X)
         L, _ = self._conditioning(X_given)
-        cross, var = epistemic_cross_covariance(self.surrogate, X_given, X)
+        cross, var = self._cross_covariance(X_given, X)
         A = torch.linalg.solve_triangular(L.to(X), cross.to(X), upper=False)
         cond = var.to(X) - (A**2).sum(-2)
         return cond.clamp_min(0.0).transpose(0, 1), noise
@@ -466,7 +521,7 @@ class BatchObjective:
         t = X_given.shape[0]
         noise = self.noise(X).transpose(0, 1)  # m x b
         X_given = X_given.to(X)
-        C, var_x = epistemic_cross_covariance(self.surrogate, torch.cat([X_given, self.variance_reference_.to(X)]), X)
+        C, var_x = self._cross_covariance(torch.cat([X_given, self.variance_reference_.to(X)]), X)
         C, var_x = C.to(X), var_x.to(X)
         cross = C[:, t:]  # m x r x b
         if t:

@@ -496,6 +496,9 @@ class MLPSurrogateBase:
     """
 
     _num_networks: int = 1
+    #: The epistemic covariance is the empirical one of ``K`` networks (see
+    #: :func:`surrogate_al.acquisition.batch.has_sampled_covariance`).
+    sampled_covariance: bool = True
 
     def __init__(
         self,

@@ -179,6 +179,9 @@ class GaussianProcess:
         >>> pred = gp.predict(X_new)  # pred.mean: n x m
     """
 
+    #: The epistemic covariance is the kernel's, exact (never tapered by the acquisition).
+    sampled_covariance: bool = False
+
     def __init__(
         self,
         bounds: Tensor | None = None,

@@ -405,6 +405,13 @@ class AutoSurrogate:
         return self._models[self.selected_]
 
     @property
+    def sampled_covariance(self) -> bool:
+        """Whether the chosen model's epistemic covariance is an empirical one over networks (False before a fit)."""
+        if self.selected_ is None:
+            return False
+        return bool(getattr(self._models[self.selected_], "sampled_covariance", False))
+
+    @property
     def model_(self) -> Any:
         """The chosen model's BoTorch model (GP) or None, so the adapter can delegate to it."""
         return getattr(self._models[self.selected_], "model_", None) if self.selected_ is not None else None
