@@ -1022,6 +1022,11 @@ class AcquisitionSpec(BaseModel):
         default=1.0, ge=1,
         description="largest weight of a candidate near a run the model cannot predict (leave-one-out); 1: off",
     )
+    localisation: Number | None = Field(
+        default=None, gt=0,
+        description="taper lengthscale (a multiple of sqrt(d / 6)) of a deep ensemble's covariances in the batch "
+        "objective; unset: no taper",
+    )
     raw_samples: StrictInt = Field(default=1024, ge=1, description="random starts screened by the optimiser")
     restarts: StrictInt = Field(default=8, ge=1, description="gradient restarts of the optimiser")
     feasibility: StrictBool = Field(default=True, description="learn where the simulator fails and avoid it")
@@ -1042,7 +1047,7 @@ class AcquisitionSpec(BaseModel):
         else:
             _only_when(self, ("candidates",), "mode = 'pool'")
         if self.batch == "topq":
-            _only_when(self, ("surprise_cap",), "batch = 'greedy'")
+            _only_when(self, ("surprise_cap", "localisation"), "batch = 'greedy'")
         return self
 
 
