@@ -1022,10 +1022,10 @@ class AcquisitionSpec(BaseModel):
         default=1.0, ge=1,
         description="largest weight of a candidate near a run the model cannot predict (leave-one-out); 1: off",
     )
-    localisation: Number | None = Field(
-        default=None, gt=0,
+    localisation: Number = Field(
+        default=0.0, ge=0,
         description="taper lengthscale (a multiple of sqrt(d / 6)) of a deep ensemble's covariances in the batch "
-        "objective; unset: no taper",
+        "objective; 0: no taper",
     )
     raw_samples: StrictInt = Field(default=1024, ge=1, description="random starts screened by the optimiser")
     restarts: StrictInt = Field(default=8, ge=1, description="gradient restarts of the optimiser")

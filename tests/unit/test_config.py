@@ -247,8 +247,8 @@ def test_top_level_must_be_a_table_and_workflow_dir_is_not_settable() -> None:
         ({"acquisition": {"information": "d-optimal"}}, "acquisition.information", "expected one of 'variance', 'logdet'"),
         ({"acquisition": {"surprise_cap": 0.5}}, "acquisition.surprise_cap", "must be >= 1"),
         ({"acquisition": {"batch": "topq", "surprise_cap": 10}}, "acquisition.surprise_cap", "only used when batch = 'greedy'"),
-        ({"acquisition": {"localisation": 0.0}}, "acquisition.localisation", "must be > 0"),
-        ({"acquisition": {"batch": "topq", "localisation": 0.5}}, "acquisition.localisation", "only used when batch = 'greedy'"),
+        ({"acquisition": {"localisation": -0.5}}, "acquisition.localisation", "must be >= 0"),
+        ({"acquisition": {"batch": "topq", "localisation": 0.25}}, "acquisition.localisation", "only used when batch = 'greedy'"),
         ({"cluster": {"memory_limit": "lots"}}, "cluster.memory_limit", "not a memory size"),
         ({"cluster": {"dashboard": True}}, "cluster.dashboard", "expected false (no dashboard) or 'HOST:PORT'"),
         ({"cluster": {"dashboard": "127.0.0.1:99999"}}, "cluster.dashboard", "'HOST:PORT'"),
@@ -384,13 +384,13 @@ def test_surprise_cap_reaches_the_policy(tmp_path: Path) -> None:
 
 def test_localisation_reaches_the_policy(tmp_path: Path) -> None:
     from surrogate_al.factory import build_policy
-
-    data = copy.deepcopy(MINIMAL)
-    data["acquisition"] = {"localisation": 0.5}
-    spec = parse_workflow(data, tmp_path, "wf.toml")
-    assert build_policy(spec, spec.space()).localisation == 0.5
+    for value in (0, 0.5):  # 0 (an integer in TOML) turns the taper off
+        data = copy.deepcopy(MINIMAL)
+        data["acquisition"] = {"localisation": value}
+        spec = parse_workflow(data, tmp_path, "wf.toml")
+        assert build_policy(spec, spec.space()).localisation == value
     default = parse_workflow(copy.deepcopy(MINIMAL), tmp_path, "wf.toml")
-    assert build_policy(default, default.space()).localisation is None
+    assert build_policy(default, default.space()).localisation == 0.0
 
 
 def test_complete_workflow_round_trips_through_plain_data(tmp_path: Path) -> None:

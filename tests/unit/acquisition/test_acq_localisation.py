@@ -75,8 +75,8 @@ def fitted_policy(surrogate, localisation):
 
 
 def test_the_policy_tapers_only_an_ensemble_served_round() -> None:
-    gp_policy, gp_plain = fitted_policy(GaussianProcess(bounds=unit_bounds(2), seed=0), None)
-    _, gp_local = fitted_policy(GaussianProcess(bounds=unit_bounds(2), seed=0), 0.5)
+    gp_policy, gp_plain = fitted_policy(GaussianProcess(bounds=unit_bounds(2), seed=0), 0.5)
+    _, gp_local = fitted_policy(GaussianProcess(bounds=unit_bounds(2), seed=0), 0.0)
     assert gp_policy.last_objective_.localisation_ is None
     np.testing.assert_allclose(gp_local.X, gp_plain.X)
 
@@ -86,16 +86,18 @@ def test_the_policy_tapers_only_an_ensemble_served_round() -> None:
 
     policy, local = fitted_policy(ensemble(), 0.5)
     assert policy.last_objective_.localisation_ == pytest.approx(0.5 * math.sqrt(2 / 6))
-    _, plain = fitted_policy(ensemble(), None)
+    _, plain = fitted_policy(ensemble(), 0.0)
     assert not np.allclose(local.X, plain.X)
 
 
-@pytest.mark.parametrize("value", [0.0, -1.0, math.inf, True, "0.5"])
+@pytest.mark.parametrize("value", [-1.0, math.inf, True, "0.5", None])
 def test_a_bad_localisation_names_the_value(value) -> None:
     with pytest.raises(ConfigError, match="localisation"):
         Policy(localisation=value)
 
 
-def test_localisation_needs_greedy_batches() -> None:
-    with pytest.raises(ConfigError, match="batch = 'topq'"):
-        Policy(batch="topq", localisation=0.5)
+def test_the_taper_is_off_by_default_and_scales_with_the_dimension() -> None:
+    ensemble = DeepEnsemble(num_members=2, hidden_layers=(8,), max_epochs=5, seed=0, bounds=unit_bounds(3), device="cpu")
+    assert Policy()._taper_lengthscale(ensemble, 3) is None
+    assert Policy(localisation=0.5)._taper_lengthscale(ensemble, 6) == pytest.approx(0.5)
+    assert Policy(localisation=0.5)._taper_lengthscale(ensemble, 24) == pytest.approx(1.0)
