@@ -222,7 +222,8 @@ METHODS: dict[str, Method] = {
         # surprise (acquisition.surprise; off in the default until measured on all nine).
         Method("default-auto-surprise", policy="default", surrogate="auto", options={"surprise_cap": 100.0}),
         # The default with the ensemble's covariance tapered in the batch objective
-        # (acquisition.batch, "Localisation"; off in the default until measured on all nine).
+        # (acquisition.batch, "Localisation"; off in the default: it lets a heteroscedastic
+        # ensemble send runs into noise, docs/benchmarks.md "Ninth session").
         Method("default-auto-local", policy="default", surrogate="auto", options={"localisation": 0.5}),
         Method("sobol-auto", design="sobol", surrogate="auto"),
         # The same with AutoSurrogate's first choice rule: the lowest cross-validated

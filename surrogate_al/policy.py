@@ -547,10 +547,11 @@ class Policy(_ModelPolicy):
             distance between two uniform points of the unit cube; see
             "Localisation" in :mod:`surrogate_al.acquisition.batch`); 0 turns
             it off (the default). GP-served rounds are never tapered, and
-            top-q batches have no batch objective to taper. 0.5 lowered the
-            error of ensemble-served campaigns at the largest budget of the
-            label-efficiency benchmark by 7-31 % on seven problems (paired
-            seeds; docs/benchmarks.md, "Ninth session"); it is not the
+            top-q batches have no batch objective to taper. With 0.5 the
+            error at the largest budget of the label-efficiency benchmark
+            was 0.93 of the untapered policy's (median of 20 paired cells on
+            seven problems, range 0.69-1.25; docs/benchmarks.md, "Ninth
+            session"); it is not the
             default because with a heteroscedastic simulator the ensemble's
             noise head, extrapolating low noise to a face of the box, lets
             the tapered objective send a run into the noisy region
