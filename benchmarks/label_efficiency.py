@@ -226,6 +226,9 @@ METHODS: dict[str, Method] = {
         # ensemble send runs into noise, docs/benchmarks.md "Ninth session").
         Method("default-auto-local", policy="default", surrogate="auto", options={"localisation": 0.5}),
         Method("sobol-auto", design="sobol", surrogate="auto"),
+        # The sign test with half the default margin (AutoSurrogate(se_margin=0.5)), and Sobol with it.
+        Method("default-auto-m05", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.5}),
+        Method("sobol-auto-m05", design="sobol", surrogate="auto", surrogate_options={"se_margin": 0.5}),
         # The same with AutoSurrogate's first choice rule: the lowest cross-validated
         # error wins, however small the difference and however few points make it.
         Method("default-auto-lowest", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.0}),
@@ -590,7 +593,7 @@ def _rescore_job(path: Path, test_size: int) -> dict[str, Any]:
 #: Methods measured with another surrogate than the GP, and Sobol measured with theirs.
 OWN_BASELINE = {"default-ensemble": "sobol-ensemble", "default-auto": "sobol-auto",
                 "default-auto-surprise": "sobol-auto", "default-auto-local": "sobol-auto",
-                "default-auto-lowest": "sobol-auto-lowest"}
+                "default-auto-lowest": "sobol-auto-lowest", "default-auto-m05": "sobol-auto-m05"}
 
 #: Order in which a run works through the methods: the comparison the claims rest on
 #: (default vs Sobol) first, so a run stopped early still answers it on every problem.
@@ -602,6 +605,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
     ("sobol-auto", "default-auto", "default-auto-surprise", "default-auto-local"),
     ("anneal-up-ensemble", "default-ensemble-warm", "anneal-up-ensemble-warm"),
     ("sobol-auto-lowest", "default-auto-lowest"),
+    ("sobol-auto-m05", "default-auto-m05"),
 )
 
 
