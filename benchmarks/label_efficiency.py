@@ -229,7 +229,7 @@ METHODS: dict[str, Method] = {
         # The sign test with half the default margin (AutoSurrogate(se_margin=0.5)), and Sobol with it.
         Method("default-auto-m05", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.5}),
         Method("sobol-auto-m05", design="sobol", surrogate="auto", surrogate_options={"se_margin": 0.5}),
-        # The same with AutoSurrogate's first choice rule: the lowest cross-validated
+        # default-auto and sobol-auto with AutoSurrogate's first choice rule: the lowest cross-validated
         # error wins, however small the difference and however few points make it.
         Method("default-auto-lowest", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.0}),
         Method("sobol-auto-lowest", design="sobol", surrogate="auto", surrogate_options={"se_margin": 0.0}),
