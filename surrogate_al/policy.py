@@ -552,9 +552,9 @@ class Policy(_ModelPolicy):
             was 0.93 of the untapered policy's (median of 20 paired cells on
             seven problems, range 0.69-1.25; docs/benchmarks.md, "Ninth
             session"). It is not the default because with a heteroscedastic
-            simulator the ensemble's noise head, extrapolating low noise to
-            a face of the box, lets the tapered objective send a run into
-            the noisy region
+            simulator the ensemble's noise head underestimates the noise
+            near a face of the box (its mean fits the few runs there), which
+            lets the tapered objective send a run into the noisy region
             (``tests/unit/test_policy.py::test_uncertainty_is_not_drawn_to_noise_when_data_cover_the_box``).
 
     Attributes:
