@@ -165,16 +165,22 @@ def is_current(cell: dict[str, Any], test_size: int) -> bool:
     """Whether a stored cell was made with the current code and settings (else it is re-run / ignored)."""
     method = METHODS.get(cell.get("method", ""))
     return (method is not None and design_is_current(cell, test_size)
+            and cell.get("selection_version") == method.selection_version
             and cell.get("evaluation_version") == method.evaluation_version)
 
 
 def design_is_current(cell: dict[str, Any], test_size: int) -> bool:
-    """Whether a stored cell's runs are what the current code would choose (its error may be measured the old way)."""
+    """Whether a stored cell's runs are what the current code would choose (its error may be measured the old way).
+
+    The ``auto`` choice rule shapes the runs of a policy (each round's model
+    proposes them) but not those of a space-filling design, where it only
+    measures the error: a Sobol cell of an older rule is re-scored, not re-run.
+    """
     method = METHODS.get(cell.get("method", ""))
     return (method is not None and cell.get("version") == CELL_VERSION and cell.get("test_size") == test_size
             and cell.get("policy_version") == method.policy_version
             and cell.get("surrogate_version") == method.surrogate_version
-            and cell.get("selection_version") == method.selection_version)
+            and (not method.adaptive or cell.get("selection_version") == method.selection_version))
 
 
 #: qNIPV settings for the benchmark: BoTorch's joint q-batch optimisation with the
@@ -407,8 +413,8 @@ def rescore_cell(cell: dict[str, Any], test_size: int) -> dict[str, Any]:
         curve.append(error)
         if kind is not None:
             chosen.append(kind)
-    out = dict(cell, nrmse=curve, evaluation_version=spec.evaluation_version,
-               rescore_seconds=time.perf_counter() - t)
+    out = dict(cell, nrmse=curve, selection_version=spec.selection_version,
+               evaluation_version=spec.evaluation_version, rescore_seconds=time.perf_counter() - t)
     out.pop("chosen_models", None)
     return out | ({"chosen_models": chosen} if chosen else {})
 

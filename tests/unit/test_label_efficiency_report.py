@@ -87,6 +87,10 @@ def test_a_change_of_the_auto_choice_rule_reruns_the_auto_cells_on_its_default()
     old = auto_cell("default-auto", le.AUTO_SELECTION_VERSION) | {"evaluation_version": None}
     assert not le.is_current(old, 1000) and le.design_is_current(old, 1000)
     assert le.METHODS["default-gp"].evaluation_version is None
+    # A Sobol cell of another rule keeps its runs (the rule only measures them): re-scored.
+    other_rule = auto_cell("sobol-auto", le.AUTO_SELECTION_VERSION - 1)
+    assert not le.is_current(other_rule, 1000) and le.design_is_current(other_rule, 1000)
+    assert not le.design_is_current(auto_cell("default-auto", le.AUTO_SELECTION_VERSION - 1), 1000)
 
 
 def test_a_cell_with_current_runs_is_rescored_not_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
