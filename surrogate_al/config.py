@@ -747,6 +747,11 @@ class SimulatorSpec(BaseModel):
     timeout: Seconds | None = Field(default=None, gt=0, description="seconds before a run is killed")
     retries: StrictInt = Field(default=1, ge=0, description="extra attempts after a failed, timed-out or invalid run (a run that kills its worker gets 1 + max(1, retries) tries)")
     gpu: StrictBool = Field(default=False, description="runs need a GPU worker")
+    deterministic: StrictBool = Field(
+        default=False,
+        description="the same inputs always give the same outputs (no noise); lets the acquisition localise a "
+        "deep ensemble's covariances (acquisition.localisation)",
+    )
     fixed_inputs: PlainTable = Field(default_factory=FrozenMap, description="constants passed to every run")
     inputs: Annotated[Mapping[StrictStr, InputBounds], AfterValidator(_validate_inputs), _FREEZE, _THAW] = Field(
         description="table of inputs, e.g. x1 = {low = 0, high = 1}"
@@ -1022,10 +1027,10 @@ class AcquisitionSpec(BaseModel):
         default=1.0, ge=1,
         description="largest weight of a candidate near a run the model cannot predict (leave-one-out); 1: off",
     )
-    localisation: Number = Field(
-        default=0.0, ge=0,
+    localisation: Number | None = Field(
+        default=None, ge=0,
         description="taper lengthscale (a multiple of sqrt(d / 6)) of a deep ensemble's covariances in the batch "
-        "objective; 0: no taper",
+        "objective; 0: no taper; default: 0.5 when simulator.deterministic = true, else 0",
     )
     raw_samples: StrictInt = Field(default=1024, ge=1, description="random starts screened by the optimiser")
     restarts: StrictInt = Field(default=8, ge=1, description="gradient restarts of the optimiser")

@@ -114,6 +114,7 @@ def build_policy(spec: Any, space: InputSpace) -> Any:
             batch=acq.batch,
             information=acq.information,
             surprise_cap=acq.surprise_cap,
+            deterministic=spec.simulator.deterministic,
             localisation=acq.localisation,
             raw_samples=acq.raw_samples,
             restarts=acq.restarts,

@@ -234,6 +234,7 @@ def test_top_level_must_be_a_table_and_workflow_dir_is_not_settable() -> None:
         ({"simulator": {"outputs": ["x1"]}}, "simulator.outputs", "both inputs and outputs"),
         ({"simulator": {"inputs": {}}}, "simulator.inputs", "no inputs"),
         ({"simulator": {"timeout": 0}}, "simulator.timeout", "must be > 0"),
+        ({"simulator": {"deterministic": "yes"}}, "simulator.deterministic", "expected true or false"),
         ({"campaign": {"seed": -1}}, "campaign.seed", "must be >= 0"),
         ({"campaign": {"max_failure_fraction": 0.0}}, "campaign.max_failure_fraction", "must be > 0"),
         ({"campaign": {"name": "a/b"}}, "campaign.name", "cannot name a campaign"),
@@ -391,6 +392,17 @@ def test_localisation_reaches_the_policy(tmp_path: Path) -> None:
         assert build_policy(spec, spec.space()).localisation == value
     default = parse_workflow(copy.deepcopy(MINIMAL), tmp_path, "wf.toml")
     assert build_policy(default, default.space()).localisation == 0.0
+    # A simulator declared deterministic gets the taper unless the workflow sets it.
+    declared = copy.deepcopy(MINIMAL)
+    declared["simulator"]["deterministic"] = True
+    spec = parse_workflow(declared, tmp_path, "wf.toml")
+    policy = build_policy(spec, spec.space())
+    assert policy.deterministic and policy.localisation == 0.5
+    declared["acquisition"] = {"localisation": 0}
+    spec = parse_workflow(declared, tmp_path, "wf.toml")
+    assert build_policy(spec, spec.space()).localisation == 0.0
+    # Stored and rebuilt (resume) alike.
+    assert spec_from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
 def test_complete_workflow_round_trips_through_plain_data(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from surrogate_al.acquisition import sobol_points
 from surrogate_al.acquisition.batch import BatchObjective, gaussian_similarity, has_sampled_covariance
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError
-from surrogate_al.policy import Policy
+from surrogate_al.policy import DETERMINISTIC_LOCALISATION, Policy
 from surrogate_al.surrogates import AutoSurrogate, DeepEnsemble, GaussianProcess
 from surrogate_al.surrogates.base import epistemic_cross_covariance
 
@@ -90,14 +90,21 @@ def test_the_policy_tapers_only_an_ensemble_served_round() -> None:
     assert not np.allclose(local.X, plain.X)
 
 
-@pytest.mark.parametrize("value", [-1.0, math.inf, True, "0.5", None])
+@pytest.mark.parametrize("value", [-1.0, math.inf, True, "0.5"])
 def test_a_bad_localisation_names_the_value(value) -> None:
     with pytest.raises(ConfigError, match="localisation"):
         Policy(localisation=value)
 
 
-def test_the_taper_is_off_by_default_and_scales_with_the_dimension() -> None:
+def test_a_bad_deterministic_flag_names_the_value() -> None:
+    with pytest.raises(ConfigError, match="deterministic = 'yes'"):
+        Policy(deterministic="yes")
+
+
+def test_the_taper_is_on_by_default_only_for_a_deterministic_simulator() -> None:
     ensemble = DeepEnsemble(num_members=2, hidden_layers=(8,), max_epochs=5, seed=0, bounds=unit_bounds(3), device="cpu")
     assert Policy()._taper_lengthscale(ensemble, 3) is None
-    assert Policy(localisation=0.5)._taper_lengthscale(ensemble, 6) == pytest.approx(0.5)
+    assert Policy(deterministic=True).localisation == DETERMINISTIC_LOCALISATION == 0.5
+    assert Policy(deterministic=True)._taper_lengthscale(ensemble, 6) == pytest.approx(0.5)
+    assert Policy(deterministic=True, localisation=0.0)._taper_lengthscale(ensemble, 6) is None
     assert Policy(localisation=0.5)._taper_lengthscale(ensemble, 24) == pytest.approx(1.0)
