@@ -227,17 +227,18 @@ METHODS: dict[str, Method] = {
         # The default with the information gain weighted by the nearest run's leave-one-out
         # surprise (acquisition.surprise; off in the default until measured on all nine).
         Method("default-auto-surprise", policy="default", surrogate="auto", options={"surprise_cap": 100.0}),
-        # The default with the ensemble's covariance tapered in the batch objective
-        # (acquisition.batch, "Localisation"; off in the default: it lets a heteroscedastic
-        # ensemble send runs into noise, docs/benchmarks.md "Ninth session").
-        Method("default-auto-local", policy="default", surrogate="auto", options={"localisation": 0.5}),
+        # The default for a simulator declared deterministic (simulator.deterministic = true, as
+        # every problem here is): the ensemble's covariance tapered in the batch objective
+        # (localisation 0.5; acquisition.batch, "Localisation"). Off for an undeclared simulator:
+        # it lets a heteroscedastic ensemble send runs into noise (docs/benchmarks.md "Ninth session").
+        Method("default-auto-local", policy="default", surrogate="auto", options={"deterministic": True}),
         Method("sobol-auto", design="sobol", surrogate="auto"),
         # The sign test with half the default margin (AutoSurrogate(se_margin=0.5)), and Sobol with it.
         Method("default-auto-m05", policy="default", surrogate="auto", surrogate_options={"se_margin": 0.5}),
         Method("sobol-auto-m05", design="sobol", surrogate="auto", surrogate_options={"se_margin": 0.5}),
         # Both candidate fixes together: the taper (Heat2d at 320 runs, Ignition) and the
         # half margin (Branin and Burgers at 40 runs), measured against sobol-auto-m05.
-        Method("default-auto-local-m05", policy="default", surrogate="auto", options={"localisation": 0.5},
+        Method("default-auto-local-m05", policy="default", surrogate="auto", options={"deterministic": True},
                surrogate_options={"se_margin": 0.5}),
         # default-auto and sobol-auto with AutoSurrogate's first choice rule: the lowest cross-validated
         # error wins, however small the difference and however few points make it.
