@@ -64,6 +64,10 @@ _FEW_BIG_WINS = torch.tensor([0.25, 0.3] * 4 + [0.25, 1.85] * 4, dtype=DT)
         # Better on 11 of 16 (z = 1.5) and lower on average: clearly better at a margin of 1, not of 2.
         (_GP_HELD_OUT - torch.tensor([0.1] * 11 + [-0.05] * 5, dtype=DT), 1.0, "ensemble"),
         (_GP_HELD_OUT - torch.tensor([0.1] * 11 + [-0.05] * 5, dtype=DT), 2.0, "gp"),
+        # Better on 10 of 16 (z = 1): clearly better at the default margin of 0.5 (None: the
+        # constructor's default), not at the margin of 1 that was the default until 2026-12.
+        (_GP_HELD_OUT - torch.tensor([0.1] * 10 + [-0.05] * 6, dtype=DT), None, "ensemble"),
+        (_GP_HELD_OUT - torch.tensor([0.1] * 10 + [-0.05] * 6, dtype=DT), 1.0, "gp"),
         # Better on every point: any margin up to sqrt(16) = 4 is passed.
         (_GP_HELD_OUT - 0.05, 3.9, "ensemble"),
         # Higher on average, even if better on most points: never chosen over the GP.
@@ -71,7 +75,7 @@ _FEW_BIG_WINS = torch.tensor([0.25, 0.3] * 4 + [0.25, 1.85] * 4, dtype=DT)
     ],
 )
 def test_a_later_candidate_is_chosen_only_when_clearly_better(
-    monkeypatch: pytest.MonkeyPatch, ensemble_held_out: torch.Tensor, se_margin: float, chosen: str
+    monkeypatch: pytest.MonkeyPatch, ensemble_held_out: torch.Tensor, se_margin: float | None, chosen: str
 ) -> None:
     """The one-standard-error rule on given held-out errors.
 
@@ -86,7 +90,7 @@ def test_a_later_candidate_is_chosen_only_when_clearly_better(
 
     monkeypatch.setattr(AutoSurrogate, "_cross_validate", fixed)
     X, Y = _data(24)
-    model = _auto(se_margin=se_margin).fit(X, Y)
+    model = (_auto() if se_margin is None else _auto(se_margin=se_margin)).fit(X, Y)
     assert model.selected_ == chosen
     assert isinstance(model.selected_model, GaussianProcess if chosen == "gp" else DeepEnsemble)
 
