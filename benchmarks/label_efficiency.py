@@ -238,7 +238,8 @@ METHODS: dict[str, Method] = {
         # as measured: undeclared, with the sign test's margin of 1.
         Method("default-auto-surprise", policy="default", surrogate="auto", options={"surprise_cap": 100.0},
                surrogate_options={"se_margin": 1.0}),
-        # The three above with AutoSurrogate's sign test at a margin of 1, its default until
+        # default-auto, sobol-auto and default-auto-undeclared with AutoSurrogate's sign test at a
+        # margin of 1, its default until
         # AUTO_SELECTION_VERSION 4 (these were default-auto-local, sobol-auto and default-auto).
         Method("default-auto-m1", policy="default", surrogate="auto", options={"deterministic": True},
                surrogate_options={"se_margin": 1.0}),
