@@ -252,7 +252,9 @@ METHODS: dict[str, Method] = {
     )
 }
 
-ADAPTIVE_Q1 = ("qnipv", "variance", "default-gp")
+#: Model-based methods also run in q = 1 mode on the small problems: BoTorch's qNIPV, pure
+#: variance, and the default policy on the GP and on `auto` (the headline).
+ADAPTIVE_Q1 = ("qnipv", "variance", "default-gp", "default-auto")
 
 QUICK = {
     "problems": ("branin", "ishigami", "hartmann6"),

@@ -40,11 +40,14 @@ def test_ladder_holds_every_budget_and_no_count_beyond_the_largest() -> None:
 
 
 def test_plan_puts_the_headline_comparison_first_and_q1_only_on_small_problems() -> None:
-    cells = le.plan(["branin", "hartmann6"], ["qnipv", "default-gp", "sobol"], seeds=2, max_budget=None, q1=True)
+    cells = le.plan(["branin", "hartmann6"], ["qnipv", "default-auto", "default-gp", "sobol"], seeds=2,
+                    max_budget=None, q1=True)
     methods = [c[1] for c in cells if c[3] == 8]
     assert methods[:4] == ["sobol"] * 4 and methods[4:8] == ["default-gp"] * 4
     q1 = [c for c in cells if c[3] == 1]
     assert q1 and {c[0] for c in q1} == {"branin"} and all(max(c[4]) <= 80 for c in q1)
+    # The adaptive methods run in q = 1 mode too, the headline among them; a space-filling design has no q.
+    assert {c[1] for c in q1} == {"qnipv", "default-gp", "default-auto"}
     hartmann = [c for c in cells if c[0] == "hartmann6"]
     assert all(c[4] == (20, 40, 80, 160, 320) for c in hartmann)
 
