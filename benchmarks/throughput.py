@@ -1,12 +1,16 @@
 """Loop throughput: worker utilisation, dispatch overhead and proposal latency.
 
-    python -m benchmarks.throughput [--quick] [--json PATH]
+    python -m benchmarks.throughput [--quick] [--surrogates gp auto] [--json PATH]
 
 1. Campaigns on a LocalCluster of 2 workers running ``simulators.sleepy``
    (log-normal run times, median 0.5 s, 10x spread), asynchronous and
-   synchronous mode: worker utilisation after the initial design (busy time /
-   (workers x wall time)), wall time, and proposal latency (fit + acquisition)
-   per proposal, from the ``proposal_seconds`` metric the campaign stores.
+   synchronous mode, with the GP and (full run) with ``auto``, the default
+   surrogate, whose rounds are dearer (a cross-validated choice between the
+   GP and the deep ensemble when the runs have grown by half, and the
+   ensemble's fits once it is chosen): worker utilisation after the initial
+   design (busy time / (workers x wall time)), wall time, and proposal latency
+   (fit + acquisition) per proposal, from the ``proposal_seconds`` metric the
+   campaign stores.
 2. Per-run overhead of the whole loop (dispatch, store with an fsync per
    record, bookkeeping) on near-zero-cost runs with the ``sobol`` policy,
    against raw ``client.submit`` + ``as_completed`` of the same function.
@@ -44,7 +48,7 @@ x1 = {{ low = 0.0, high = 1.0 }}
 x2 = {{ low = 0.0, high = 1.0 }}
 
 [surrogate]
-kind = "gp"
+kind = "{surrogate}"
 
 [acquisition]
 policy = "{policy}"
@@ -79,12 +83,14 @@ def utilisation_after_initial(store_path: Path) -> tuple[float, float]:
     return utilisation(t1), utilisation(float(finish.max()))
 
 
-def run_campaign(tmp: Path, name: str, budget: int, mode: str, policy: str, median: float) -> dict[str, Any]:
+def run_campaign(tmp: Path, name: str, budget: int, mode: str, policy: str, median: float,
+                 surrogate: str = "gp") -> dict[str, Any]:
     from surrogate_al.campaign import Campaign
     from surrogate_al.config import load_workflow
 
     path = tmp / f"{name}.toml"
-    path.write_text(WORKFLOW.format(name=name, budget=budget, mode=mode, policy=policy, median=median))
+    path.write_text(WORKFLOW.format(name=name, budget=budget, mode=mode, policy=policy, median=median,
+                                    surrogate=surrogate))
     t = time.perf_counter()
     campaign = Campaign.create(load_workflow(path))
     try:
@@ -98,6 +104,7 @@ def run_campaign(tmp: Path, name: str, budget: int, mode: str, policy: str, medi
     return {
         "mode": mode,
         "policy": policy,
+        "surrogate": surrogate,
         "runs": budget,
         "wall_s": wall,
         "utilisation_after_initial": util,
@@ -132,8 +139,11 @@ def raw_submit_overhead(n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs (minutes instead of tens of minutes)")
+    parser.add_argument("--surrogates", nargs="+", choices=("gp", "auto"), default=None,
+                        help="surrogates of the utilisation campaigns (default: gp with --quick, gp and auto without)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/throughput.json"))
     args = parser.parse_args()
+    surrogates = args.surrogates or (["gp"] if args.quick else ["gp", "auto"])
     budget = 60 if args.quick else 200
     cheap = 300 if args.quick else 2000
 
@@ -147,11 +157,12 @@ def main() -> None:
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "budget": budget, "campaigns": []}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        for mode in ("async", "sync"):
-            r = run_campaign(tmp, f"sleepy_{mode}", budget, mode, "default", 0.5)
-            results["campaigns"].append(r)
-            print(f"{mode}: utilisation {r['utilisation_after_initial']:.1%}, wall {r['wall_s']:.1f} s, "
-                  f"proposal latency median {r['proposal_latency_median_s']:.2f} s", flush=True)
+        for surrogate in surrogates:
+            for mode in ("async", "sync"):
+                r = run_campaign(tmp, f"sleepy_{surrogate}_{mode}", budget, mode, "default", 0.5, surrogate)
+                results["campaigns"].append(r)
+                print(f"{surrogate} {mode}: utilisation {r['utilisation_after_initial']:.1%}, wall {r['wall_s']:.1f} s, "
+                      f"proposal latency median {r['proposal_latency_median_s']:.2f} s", flush=True)
         t = time.perf_counter()
         run_campaign(tmp, "cheap", cheap, "async", "sobol", 1e-4)
         loop = (time.perf_counter() - t) / cheap
@@ -159,10 +170,10 @@ def main() -> None:
     results["overhead"] = {"runs": cheap, "loop_s_per_run": loop, "raw_submit_s_per_task": raw}
 
     print()
-    print("| mode | runs | utilisation after initial design (to last submission) | same, with the final drain | wall (s) | proposal latency median / p90 (s) |")
-    print("|---|---|---|---|---|---|")
+    print("| surrogate | mode | runs | utilisation after initial design (to last submission) | same, with the final drain | wall (s) | proposal latency median / p90 (s) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results["campaigns"]:
-        print(f"| {r['mode']} | {r['runs']} | {r['utilisation_after_initial']:.1%} | "
+        print(f"| {r['surrogate']} | {r['mode']} | {r['runs']} | {r['utilisation_after_initial']:.1%} | "
               f"{r['utilisation_including_final_drain']:.1%} | {r['wall_s']:.1f} | "
               f"{r['proposal_latency_median_s']:.2f} / {r['proposal_latency_p90_s']:.2f} |")
     print()
