@@ -239,8 +239,8 @@ METHODS: dict[str, Method] = {
         Method("default-auto-surprise", policy="default", surrogate="auto", options={"surprise_cap": 100.0},
                surrogate_options={"se_margin": 1.0}),
         # default-auto, sobol-auto and default-auto-undeclared with AutoSurrogate's sign test at a
-        # margin of 1, its default until
-        # AUTO_SELECTION_VERSION 4 (these were default-auto-local, sobol-auto and default-auto).
+        # margin of 1, its default until AUTO_SELECTION_VERSION 4 (these were default-auto-local,
+        # sobol-auto and default-auto).
         Method("default-auto-m1", policy="default", surrogate="auto", options={"deterministic": True},
                surrogate_options={"se_margin": 1.0}),
         Method("sobol-auto-m1", design="sobol", surrogate="auto", surrogate_options={"se_margin": 1.0}),
