@@ -916,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="override the number of seeds")
     parser.add_argument("--test-size", type=int, default=1000, help="held-out uniform test points (default 1000)")
     parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (default 1)")
+    parser.add_argument("--no-q1", action="store_true", help="skip the q = 1 cells a --full run adds")
     parser.add_argument("--fresh", action="store_true", help="re-run cells already stored")
     parser.add_argument("--report-only", action="store_true", help="only aggregate the stored cells")
     parser.add_argument("--figures", type=Path, default=FIGURES, help=f"where the PNGs go (default {FIGURES})")
@@ -926,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
     root = RESULTS["full" if args.full else "quick"]
     if not args.report_only:
         cells = plan(args.problems or preset["problems"], args.methods or preset["methods"],
-                     args.seeds or preset["seeds"], preset["max_budget"], bool(preset["q1"]))
+                     args.seeds or preset["seeds"], preset["max_budget"], bool(preset["q1"]) and not args.no_q1)
         run_plan(root, cells, args.test_size, args.jobs, args.fresh)
     report(root, args.test_size, args.figures if args.full else root / "figures")
     return 0
