@@ -45,13 +45,14 @@ Faults and what is recorded:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
 from surrogate_al.data import Dataset
 from surrogate_al.errors import CampaignError, DispatchError, StoreError, SurrogateALError
 from surrogate_al.simulation import SimulationResult
+from surrogate_al.surrogates.selection import AutoSurrogate, background_choice_executor
 
 __all__ = ["Campaign", "Trial", "Progress", "CampaignOutcome"]
 
@@ -967,6 +969,9 @@ class Campaign:
         runs are as short as a proposal round (:class:`_Lookahead`), passing
         every point in flight or queued to the policy as pending. Results that
         arrive together are told together, so one refit serves all of them.
+        An ``auto`` surrogate's cross-validation runs in a separate process
+        meanwhile (:meth:`~surrogate_al.surrogates.selection.AutoSurrogate.choose_in_background`),
+        so a round does not stall for the model choice.
         """
         from distributed import as_completed
 
@@ -987,37 +992,61 @@ class Campaign:
                 running[future] = (trial, t)
                 completed.add(future)
 
-        try:
-            for future, trial, t in self._submit(dispatcher, self.ask(concurrency)):
-                running[future] = (trial, t)
-                completed.add(future)
-            while not self.done():
-                if completed.has_ready():
-                    finished = [(future, *running.pop(future)) for future in completed.next_batch(block=False)]
-                    # Refill the freed workers first (their next points are already durable
-                    # proposals), then record the results: the fsyncs no longer delay them.
+        with self._background_model_choice():
+            try:
+                for future, trial, t in self._submit(dispatcher, self.ask(concurrency)):
+                    running[future] = (trial, t)
+                    completed.add(future)
+                while not self.done():
+                    if completed.has_ready():
+                        finished = [(future, *running.pop(future)) for future in completed.next_batch(block=False)]
+                        # Refill the freed workers first (their next points are already durable
+                        # proposals), then record the results: the fsyncs no longer delay them.
+                        dispatch()
+                        for future, trial, submitted in finished:
+                            lookahead.observe_run(time.time() - submitted)
+                            self._harvest(future, trial, submitted)
+                        dispatcher.keep_jobs_up()
+                    proposer.raise_if_failed()
                     dispatch()
-                    for future, trial, submitted in finished:
-                        lookahead.observe_run(time.time() - submitted)
-                        self._harvest(future, trial, submitted)
-                    dispatcher.keep_jobs_up()
-                proposer.raise_if_failed()
-                dispatch()
-                stop = self._stop_reason()
-                if stop is not None and not running:
-                    break
-                if stop is None and len(self.queue_) < lookahead.size and not proposer.busy:
-                    proposer.start(lookahead.size - len(self.queue_))
-                if not running and not self.queue_ and not proposer.busy and proposer.starved() and not self.done():
-                    raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
-                time.sleep(0.005)
-        except BaseException:
-            # Leave a proposal round still computing behind (a daemon thread): an interrupt
-            # must not wait for a fit, and close() keeps it from writing afterwards.
-            raise
-        proposer.join()
-        proposer.raise_if_failed()
-        return self._stop_reason() if not self.done() else None
+                    stop = self._stop_reason()
+                    if stop is not None and not running:
+                        break
+                    if stop is None and len(self.queue_) < lookahead.size and not proposer.busy:
+                        proposer.start(lookahead.size - len(self.queue_))
+                    if not running and not self.queue_ and not proposer.busy and proposer.starved() and not self.done():
+                        raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
+                    time.sleep(0.005)
+            except BaseException:
+                # Leave a proposal round still computing behind (a daemon thread): an interrupt
+                # must not wait for a fit, and close() keeps it from writing afterwards.
+                raise
+            proposer.join()
+            proposer.raise_if_failed()
+            return self._stop_reason() if not self.done() else None
+
+    @contextlib.contextmanager
+    def _background_model_choice(self) -> Iterator[None]:
+        """While the asynchronous loop runs, an ``auto`` surrogate cross-validates in its own process.
+
+        Cross-validating a GP and an ensemble takes 11-21 s on 40-200 runs on
+        this project's 2-core machine; inside a proposal round that left the
+        workers waiting whenever runs were shorter (docs/benchmarks.md,
+        throughput). The process goes when the loop ends; the final fit
+        chooses in place, on all runs.
+        """
+        surrogate = getattr(self.policy, "surrogate", None)
+        if not isinstance(surrogate, AutoSurrogate):
+            yield
+            return
+        executor = background_choice_executor()
+        surrogate.choose_in_background(executor)
+        try:
+            yield
+        finally:
+            # The proposer thread may still be in a fit that submits; it then falls back to choosing in place.
+            surrogate.choose_in_background(None)
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def _run_sync(self, dispatcher: Any) -> str | None:
         from distributed import wait

@@ -46,13 +46,28 @@ before its final fit, so the model it delivers was chosen on all its runs (on
 the Branin benchmark the ensemble chosen at 80 runs would stand until 120 on 4
 of 5 seeds; chosen afresh at 112 it is the GP on all five, with a third to
 two thirds of the kept ensemble's test error).
+
+A campaign that proposes while runs are in flight (asynchronous mode) cannot
+afford to stop for the choice: cross-validating a GP and an ensemble costs
+11-21 s on 40-200 runs here, and with runs shorter than that the workers
+wait (the throughput benchmark's default ``auto`` kept them busy 28 % of the
+time, docs/benchmarks.md). :meth:`choose_in_background` hands the
+cross-validation to an executor (the campaign's: one separate process): a due
+choice is submitted there, the model in use is refitted on all points as
+usual, and the first fit after the scores come back adopts their choice. The
+choice is then made on the runs of the fit that submitted it, a round or two
+behind; the final fit's choice (:meth:`choose_again`) is always made in
+place, on all runs.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -70,7 +85,7 @@ from surrogate_al.surrogates.base import (
     resolve_device,
 )
 
-__all__ = ["AutoSurrogate"]
+__all__ = ["AutoSurrogate", "background_choice_executor", "score_candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +96,68 @@ _SHARED_OPTIONS = ("seed", "device", "dtype", "bounds")
 #: the campaign: the surrogates' own data errors, numerical breakdowns, GPU memory.
 #: Anything else (a device or dtype mix-up, a bug) is raised.
 _FIT_FAILURES = (SurrogateALError, torch.linalg.LinAlgError, NotPSDError, torch.cuda.OutOfMemoryError)
+
+#: What a cross-validation returns: per kind, the NRMSE, the held-out points' squared
+#: errors (``n_held_out``, None when not scored) and why a score is ``inf``.
+_Scores = tuple[dict[str, float], dict[str, Tensor | None], dict[str, str]]
+
+
+@dataclass
+class _PendingChoice:
+    """A cross-validation running in the background, and the data it scores."""
+
+    future: Future[_Scores]
+    n: int  # training points it was submitted with
+    shape: tuple[int, int]  # (d, m) of those points
+
+
+def _one_torch_thread() -> None:
+    # The background process shares the machine with the caller and the simulator's
+    # workers: one core's worth of work, as the caller's own choice would take.
+    torch.set_num_threads(1)
+
+
+def background_choice_executor() -> ProcessPoolExecutor:
+    """One separate process for :meth:`AutoSurrogate.choose_in_background`, torch on one thread.
+
+    Started with ``spawn`` (as Dask starts its local workers): a script that
+    runs a campaign needs the usual ``if __name__ == "__main__":`` guard. The
+    process is started now, with an empty task, because its start (importing
+    torch and BoTorch, 5-10 s on a busy 2-core machine) would otherwise delay
+    the first choice handed to it; shut the executor down when the campaign
+    ends.
+    """
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_one_torch_thread)
+    executor.submit(int)
+    return executor
+
+
+def score_candidates(settings: dict[str, Any], X: Tensor, Y: Tensor, Yvar: Tensor | None) -> _Scores:
+    """Cross-validate every candidate of an :class:`AutoSurrogate` built from ``settings``.
+
+    A module-level function, so an executor in another process can run it:
+    ``settings`` are the selector's constructor arguments (plain data,
+    :meth:`AutoSurrogate.settings`), and the result is the same as the
+    selector's own cross-validation on these points.
+
+    Args:
+        settings: :meth:`AutoSurrogate.settings` of the selector.
+        X: ``n x d`` inputs.
+        Y: ``n x m`` outputs.
+        Yvar: optional ``n x m`` known noise variances.
+
+    Returns:
+        Per candidate kind: the cross-validated NRMSE, the ``n`` held-out
+        squared errors (on the CPU; None for a kind not scored) and why a
+        score is ``inf``.
+    """
+    selector = AutoSurrogate(**settings)
+    dev = resolve_device(selector.device)
+    X, Y = X.to(dev, selector.dtype), Y.to(dev, selector.dtype)
+    Yvar = None if Yvar is None else Yvar.to(dev, selector.dtype)
+    scores, losses, reasons = selector._score(X, Y, Yvar)
+    return scores, {k: None if v is None else v.cpu() for k, v in losses.items()}, reasons
 
 
 class AutoSurrogate:
@@ -207,6 +284,45 @@ class AutoSurrogate:
         self.selected_at_n_: int = 0
         self.choice_due_: bool = False
         self.fitted_shape_: tuple[int, int] | None = None  # (d, m) of the last fit
+        self._executor: Executor | None = None
+        self._pending: _PendingChoice | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments, as plain data (what :func:`score_candidates` rebuilds this selector from)."""
+        return {
+            "candidates": list(self.candidates),
+            "folds": self.folds,
+            "reselect_growth": self.reselect_growth,
+            "se_margin": self.se_margin,
+            "candidate_options": {k: dict(v) for k, v in self.candidate_options.items()},
+            "seed": self.seed,
+            "device": str(self.device),
+            "dtype": self.dtype,
+            "bounds": None if self._bounds is None else self._bounds.cpu(),
+        }
+
+    def choose_in_background(self, executor: Executor | None) -> AutoSurrogate:
+        """Cross-validate on ``executor`` from now on, instead of inside :meth:`fit` (None: inside again).
+
+        A due choice is then submitted to the executor and :meth:`fit` refits
+        the kind in use; a later fit adopts the choice once its scores are
+        back. The first choice, a choice after the data's shape changed and
+        one asked for by :meth:`choose_again` are still made inside
+        :meth:`fit`. If the executor fails (say its process died), the
+        choice is made inside :meth:`fit` and the executor is not used again.
+
+        Args:
+            executor: runs :func:`score_candidates`, or None. A process
+                (:func:`background_choice_executor`) keeps the cross-validation
+                off the caller's core and its Python lock.
+
+        Returns:
+            ``self``.
+        """
+        if executor is None:
+            self._drop_pending()
+        self._executor = executor
+        return self
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -259,7 +375,10 @@ class AutoSurrogate:
         shape_changed = self.fitted_shape_ != (X.shape[1], Y.shape[1])
         due = (self.choice_due_ or self.selected_ is None or shape_changed
                or n >= self.reselect_growth * self.selected_at_n_)
-        if not due:
+        executor = self._executor  # read once: the campaign may detach it from another thread
+        if due and executor is not None and not (self.choice_due_ or self.selected_ is None or shape_changed):
+            due = not self._choose_in_background(executor, X, Y, Yvar)
+        elif not due:
             assert self.selected_ is not None
             try:
                 self._models[self.selected_].fit(X, Y, Yvar)
@@ -284,19 +403,79 @@ class AutoSurrogate:
         self.choice_due_ = True
         return self
 
-    def _choose_and_fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> None:
-        """Score the candidates, then fit the best one that can be fitted on all points."""
-        n = X.shape[0]
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.future.cancel()
+            self._pending = None
+
+    def _choose_in_background(self, executor: Executor, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> bool:
+        """Fit with the choice on ``executor`` (see :meth:`choose_in_background`).
+
+        Returns:
+            Whether the model is fitted; False when the choice must be made in
+            place (the executor failed, or the kind in use cannot be refitted).
+        """
+        assert self.selected_ is not None
+        n, shape = X.shape[0], (X.shape[1], Y.shape[1])
+        pending = self._pending
+        if pending is not None and pending.future.done():
+            self._pending = None
+            try:
+                scores, losses, reasons = pending.future.result()
+            except Exception as exc:  # a dead process, an unpicklable option: choose here from now on
+                logger.warning("AutoSurrogate: the background cross-validation failed (%s: %s); "
+                               "choosing in place from now on", type(exc).__name__, exc)
+                self._executor = None
+                return False
+            if pending.shape == shape:
+                self._fit_best(X, Y, Yvar, scores, losses, reasons, chosen_on=pending.n)
+                return True
+            pending = None  # scored on data of another shape: score these instead
+        if pending is None:
+            data = (X.cpu(), Y.cpu(), None if Yvar is None else Yvar.cpu())
+            try:
+                future = executor.submit(score_candidates, self.settings(), *data)
+            except Exception as exc:  # a shut-down or broken executor
+                logger.warning("AutoSurrogate: cannot cross-validate in the background (%s: %s); "
+                               "choosing in place from now on", type(exc).__name__, exc)
+                self._executor = None
+                return False
+            self._pending = _PendingChoice(future, n, shape)
+            logger.debug("AutoSurrogate: choosing in the background on %d points", n)
+        try:
+            self._models[self.selected_].fit(X, Y, Yvar)
+        except _FIT_FAILURES as exc:
+            logger.warning("AutoSurrogate: %s could not be refitted on %d points (%s); choosing again",
+                           self.selected_, n, exc)
+            return False
+        return True
+
+    def _score(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> _Scores:
+        """Cross-validate every candidate (unscored, NaN, when there is nothing to compare)."""
         reasons: dict[str, str] = {}
         losses: dict[str, Tensor | None] = {}
-        if len(self.candidates) == 1 or n < 3:
+        if len(self.candidates) == 1 or X.shape[0] < 3:
             # Nothing to compare, or too few points to hold one out and still fit on two:
             # the candidates in the order given, unscored.
-            scores = {kind: math.nan for kind in self.candidates}
-        else:
-            scores = {}
-            for kind in self.candidates:
-                scores[kind], losses[kind], reasons[kind] = self._cross_validate(kind, X, Y, Yvar)
+            return {kind: math.nan for kind in self.candidates}, losses, reasons
+        scores = {}
+        for kind in self.candidates:
+            scores[kind], losses[kind], reasons[kind] = self._cross_validate(kind, X, Y, Yvar)
+        return scores, losses, reasons
+
+    def _choose_and_fit(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> None:
+        """Score the candidates, then fit the best one that can be fitted on all points."""
+        self._drop_pending()  # this choice is on more runs than the one in the background
+        scores, losses, reasons = self._score(X, Y, Yvar)
+        self._fit_best(X, Y, Yvar, scores, losses, reasons, chosen_on=X.shape[0])
+
+    def _fit_best(
+        self, X: Tensor, Y: Tensor, Yvar: Tensor | None, scores: Mapping[str, float],
+        losses: Mapping[str, Tensor | None], reasons: dict[str, str], *, chosen_on: int,
+    ) -> None:
+        """Fit the best scored kind that can be fitted on all points; ``chosen_on``: points it was scored on."""
+        n = X.shape[0]
+        losses = {k: None if v is None else v.to(X.device) for k, v in losses.items()}
         ranked = self._rank(scores, losses)
         for kind in ranked:
             # A kind not in use since an earlier choice starts afresh: its old fit is stale,
@@ -311,11 +490,12 @@ class AutoSurrogate:
             if self.selected_ is not None and kind != self.selected_:
                 logger.info("AutoSurrogate: switching from %s to %s at n = %d", self.selected_, kind, n)
             logger.info(
-                "AutoSurrogate: %s chosen at n = %d (cross-validated NRMSE %s)",
-                kind, n, ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
+                "AutoSurrogate: %s chosen at n = %d%s (cross-validated NRMSE %s)",
+                kind, chosen_on, "" if chosen_on == n else f", fitted on {n}",
+                ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
             )
             self._models[kind] = model
-            self.selected_, self.cv_scores_, self.selected_at_n_ = kind, scores, n
+            self.selected_, self.cv_scores_, self.selected_at_n_ = kind, dict(scores), chosen_on
             self.choice_due_ = False
             return
         detail = "; ".join(f"{k}: {r}" for k, r in reasons.items())
@@ -481,6 +661,7 @@ class AutoSurrogate:
                 f"{list(self.candidates)}; construct the AutoSurrogate with {kind!r} among its candidates"
             )
         self._models[kind].load_state_dict(state["model"])
+        self._drop_pending()  # scored on data the restored model may not have seen
         self.selected_ = kind
         self.selected_at_n_ = int(state["selected_at_n"])
         self.choice_due_ = bool(state.get("choice_due", False))  # absent from states saved before it existed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -164,3 +165,72 @@ def test_sync_mode_resume_proposes_exactly_the_same_points(tmp_path: Path) -> No
         assert ra.keys() == rb.keys()
         for k in ra:
             np.testing.assert_array_equal(ra[k], rb[k])
+
+
+def test_async_auto_campaign_chooses_its_model_off_the_proposal_rounds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``auto`` surrogate's cross-validation runs in its own process while the asynchronous loop proposes."""
+    import multiprocessing
+    import textwrap
+
+    from surrogate_al.campaign import Campaign
+    from surrogate_al.checkpoint import state_from_bytes
+
+    wf = tmp_path / "bg.toml"
+    wf.write_text(textwrap.dedent(f"""
+        [campaign]
+        name = "bg"
+        budget = 40
+        concurrency = 2
+        mode = "async"
+        initial_design = {{ size = 8, kind = "sobol" }}
+        store = "{tmp_path / 'bg.h5'}"
+
+        [simulator]
+        kind = "python"
+        function = "simulators.sleepy:run"
+        fixed_inputs = {{ median = 0.3, spread = 4.0 }}
+        outputs = ["y"]
+
+        [simulator.inputs]
+        x1 = {{ low = 0.0, high = 1.0 }}
+        x2 = {{ low = 0.0, high = 1.0 }}
+
+        [surrogate]
+        kind = "auto"
+        [surrogate.options]
+        folds = 3
+        candidate_options = {{ ensemble = {{ num_members = 3, max_epochs = 100, hidden_layers = [16, 16] }} }}
+
+        [acquisition]
+        raw_samples = 128
+        restarts = 2
+
+        [cluster]
+        kind = "local"
+        workers = 2
+        """))
+    campaign = Campaign.from_workflow(wf)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="surrogate_al.surrogates.selection"):
+            outcome = campaign.run()
+    finally:
+        campaign.close()
+    assert outcome.status == "completed" and outcome.settled == 40
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "surrogate_al.surrogates.selection"]
+    submitted = [m for m in messages if m.startswith("AutoSurrogate: choosing in the background")]
+    in_place = [m for m in messages if " chosen at n = " in m and ", fitted on " not in m]
+    # Due once the runs grew by half since the last choice: handed to the background process
+    # (whether its scores come back before the 40th run depends on the machine's load).
+    assert submitted, messages
+    # Chosen in place only twice: the first fit (no model in use yet) and the final fit, on all 40 runs.
+    assert len(in_place) == 2 and in_place[-1].startswith("AutoSurrogate: ") and "n = 40 " in in_place[-1], messages
+    with CampaignStore.open(tmp_path / "bg.h5", mode="r") as st:
+        assert state_from_bytes(st.latest_checkpoint().surrogate_state)["selected_at_n"] == 40
+    # The background process goes with the loop.
+    deadline = time.monotonic() + 20
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not multiprocessing.active_children()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 import torch
@@ -15,6 +18,7 @@ from surrogate_al.surrogates import (
     GaussianProcess,
     make_surrogate,
 )
+from surrogate_al.surrogates.selection import background_choice_executor, score_candidates
 
 DT = torch.float64
 BOUNDS = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=DT)
@@ -261,3 +265,95 @@ def test_choose_again_survives_the_state_and_the_remote_fit() -> None:
     # A state saved before the flag existed loads as "not due".
     old = {k: v for k, v in state.items() if k != "choice_due"}
     assert _auto().load_state_dict(old).choice_due_ is False
+
+
+class _HeldExecutor(Executor):
+    """Runs what is submitted only when released: the test decides when the background work is done."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Future[object], Callable[..., object], tuple[object, ...]]] = []
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[object]:
+        future: Future[object] = Future()
+        self.held.append((future, fn, args))
+        return future
+
+    def release(self) -> None:
+        for future, fn, args in self.held:
+            if future.set_running_or_notify_cancel():
+                future.set_result(fn(*args))
+        self.held.clear()
+
+
+def test_a_background_choice_is_adopted_by_a_later_fit_and_is_the_choice_in_place() -> None:
+    X, Y = _data(40)
+    model = _auto(reselect_growth=1.5).fit(X[:12], Y[:12])  # the first choice is made in place
+    executor = _HeldExecutor()
+    assert model.choose_in_background(executor) is model
+    model.fit(X[:18], Y[:18])  # due (18 >= 1.5 x 12): submitted, and the kind in use refitted on all 18
+    assert len(executor.held) == 1 and model.selected_at_n_ == 12
+    before = model.predict(X[30:34]).mean.detach()
+    model.fit(X[:20], Y[:20])  # still scoring: not submitted twice, the kind in use refitted again
+    assert executor.held and len(executor.held) == 1 and model.selected_at_n_ == 12
+    assert not torch.equal(model.predict(X[30:34]).mean.detach(), before)
+    executor.release()
+    model.fit(X[:21], Y[:21])
+    # Adopted: chosen on the 18 runs it was submitted with, fitted on all 21.
+    in_place = _auto().fit(X[:18], Y[:18])
+    assert model.selected_at_n_ == 18 and model.selected_ == in_place.selected_
+    assert model.cv_scores_ == pytest.approx(in_place.cv_scores_, rel=1e-9)
+    assert model.selected_ == "gp" and model.selected_model.train_X_.shape[0] == 21  # the GP, on these data
+    model.fit(X[:22], Y[:22])
+    assert not executor.held  # the cadence restarts from 18: not due before 27
+
+
+def test_the_final_and_reshaped_choices_are_made_in_place() -> None:
+    X, Y = _data(40)
+    executor = _HeldExecutor()
+    model = _auto().choose_in_background(executor).fit(X[:12], Y[:12])
+    assert model.selected_at_n_ == 12 and not executor.held  # nothing in use yet: chosen in place
+    model.fit(X[:18], Y[:18])
+    assert len(executor.held) == 1
+    model.choose_again().fit(X[:19], Y[:19])
+    assert model.selected_at_n_ == 19 and executor.held[0][0].cancelled()  # the older background choice is dropped
+    executor.release()
+    model.fit(X[:20], Y[:20])
+    assert model.selected_at_n_ == 19
+    model.fit(X[:29], torch.cat([Y[:29], X[:29, :1]], dim=1))  # a new output: chosen in place
+    assert model.selected_at_n_ == 29 and model.num_outputs == 2 and not executor.held
+
+
+def test_a_broken_executor_falls_back_to_choosing_in_place(caplog: pytest.LogCaptureFixture) -> None:
+    X, Y = _data(40)
+    executor = ThreadPoolExecutor(max_workers=1)
+    executor.shutdown()
+    model = _auto().fit(X[:12], Y[:12]).choose_in_background(executor)
+    with caplog.at_level(logging.WARNING, logger="surrogate_al.surrogates.selection"):
+        model.fit(X[:18], Y[:18])
+    assert model.selected_at_n_ == 18  # chosen here, not left undone
+    assert "cannot cross-validate in the background" in caplog.text
+
+    failing = _HeldExecutor()
+    model = _auto().fit(X[:12], Y[:12]).choose_in_background(failing)
+    model.fit(X[:18], Y[:18])
+    failing.held[0][0].set_exception(BrokenProcessPool("the process died"))
+    failing.held.clear()
+    with caplog.at_level(logging.WARNING, logger="surrogate_al.surrogates.selection"):
+        model.fit(X[:19], Y[:19])
+    assert model.selected_at_n_ == 19 and "the background cross-validation failed (BrokenProcessPool" in caplog.text
+    model.fit(X[:29], Y[:29])
+    assert model.selected_at_n_ == 29 and not failing.held  # in place from now on
+
+
+def test_the_background_process_scores_as_the_selector_would() -> None:
+    X, Y = _data(30)
+    model = _auto()
+    executor = background_choice_executor()
+    try:
+        scores, losses, reasons = executor.submit(score_candidates, model.settings(), X, Y, None).result(timeout=120)
+    finally:
+        executor.shutdown()
+    here = model._score(X, Y, None)
+    assert scores == pytest.approx(here[0], rel=1e-9) and reasons == here[2]
+    for kind in ("gp", "ensemble"):
+        torch.testing.assert_close(losses[kind], here[1][kind])
