@@ -208,9 +208,13 @@ class _Lookahead:
     ``L − 2 r τ``: keeping ``L = 2 r τ + 2 concurrency`` leaves two points per
     worker of margin for runs that end together. With runs much longer than a
     proposal round (the usual case) that is two points per worker; runs as
-    short as a round raise it, up to eight per worker. A
-    larger queue only proposes further ahead of the results (every queued
-    point is pending to the policy); it never changes which runs count.
+    short as a round raise it, up to sixteen per worker. A larger queue only
+    proposes further ahead of the results (every queued point is pending to
+    the policy); it never changes which runs count. The cap was eight per
+    worker until the ``auto`` surrogate's rounds (3-6 s with an ensemble)
+    met the throughput benchmark's 0.5 s runs: the queue then wanted 19-34
+    points on 2 workers, and 16 left them idle 18 % of the time (10 % with
+    32; docs/benchmarks.md, "Fourteenth session").
 
     Args:
         concurrency: runs kept in flight.
@@ -238,8 +242,8 @@ class _Lookahead:
 
     @property
     def size(self) -> int:
-        """Points to keep queued: between ``2 x`` and ``8 x concurrency``."""
-        floor, cap = 2 * self.concurrency, 8 * self.concurrency
+        """Points to keep queued: between ``2 x`` and ``16 x concurrency``."""
+        floor, cap = 2 * self.concurrency, 16 * self.concurrency
         if self.round_seconds is None or not self.run_seconds:
             return floor
         rate = self.concurrency / self.run_seconds

@@ -30,11 +30,20 @@ def test_runs_as_short_as_a_round_cover_two_rounds_of_finishes() -> None:
     assert lookahead.size == 4 + 5
 
 
-def test_near_instant_runs_are_capped_at_eight_points_per_worker() -> None:
+def test_near_instant_runs_are_capped_at_sixteen_points_per_worker() -> None:
     lookahead = _Lookahead(2)
     lookahead.observe_round(1.0)
     lookahead.observe_run(0.001)
-    assert lookahead.size == 16
+    assert lookahead.size == 32
+
+
+def test_an_ensemble_round_on_half_second_runs_is_covered_below_the_cap() -> None:
+    # The throughput benchmark with `auto`: 2 workers, runs of 0.8 s on average, 3.4 s rounds:
+    # 2.5 finishes per second, 8.5 during a round; the old cap of 16 points fell short of the 21 needed.
+    lookahead = _Lookahead(2)
+    lookahead.observe_round(3.4)
+    lookahead.observe_run(0.8)
+    assert lookahead.size == 4 + 17
 
 
 def test_one_slow_round_moves_the_size_by_a_quarter_of_the_change() -> None:
