@@ -56,15 +56,18 @@ cross-validation to an executor (the campaign's: one separate process): a due
 choice is submitted there, the model in use is refitted on all points as
 usual, and the first fit after the scores come back adopts their choice. The
 choice is then made on the runs of the fit that submitted it, a round or two
-behind; the final fit's choice (:meth:`choose_again`) is always made in
+behind, and until the first one is back the GP (the first candidate)
+serves; the final fit's choice (:meth:`choose_again`) is always made in
 place, on all runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -111,10 +114,14 @@ class _PendingChoice:
     shape: tuple[int, int]  # (d, m) of those points
 
 
-def _one_torch_thread() -> None:
+def _background_process_setup() -> None:
     # The background process shares the machine with the caller and the simulator's
-    # workers: one core's worth of work, as the caller's own choice would take.
+    # workers: one core's worth of work, as the caller's own choice would take, and
+    # at the lowest priority, so it takes only cores they leave idle. (On 2 cores at
+    # the same priority it slowed the campaign's GP rounds 3-4x.)
     torch.set_num_threads(1)
+    with contextlib.suppress(OSError):  # os.nice exists on POSIX; a refusal leaves the priority as is
+        os.nice(19)
 
 
 def background_choice_executor() -> ProcessPoolExecutor:
@@ -128,7 +135,7 @@ def background_choice_executor() -> ProcessPoolExecutor:
     ends.
     """
     executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_one_torch_thread)
+                                   initializer=_background_process_setup)
     executor.submit(int)
     return executor
 
@@ -190,7 +197,8 @@ class AutoSurrogate:
         selected_: the kind in use (None before the first fit).
         cv_scores_: cross-validated NRMSE per candidate kind at the last
             choice (``inf`` for a kind whose fits failed).
-        selected_at_n_: training points at the last choice.
+        selected_at_n_: training points at the last choice (0 while a kind serves
+            unscored, waiting for a background choice).
         choice_due_: whether the next fit chooses afresh (:meth:`choose_again`).
 
     Raises:
@@ -306,10 +314,12 @@ class AutoSurrogate:
 
         A due choice is then submitted to the executor and :meth:`fit` refits
         the kind in use; a later fit adopts the choice once its scores are
-        back. The first choice, a choice after the data's shape changed and
-        one asked for by :meth:`choose_again` are still made inside
-        :meth:`fit`. If the executor fails (say its process died), the
-        choice is made inside :meth:`fit` and the executor is not used again.
+        back. With no kind in use yet (the first fit, or the data's shape
+        changed) the first candidate that can be fitted serves meanwhile,
+        unscored (``selected_at_n_`` 0). A choice asked for by
+        :meth:`choose_again` is still made inside :meth:`fit`. If the
+        executor fails (say its process died), the choice is made inside
+        :meth:`fit` and the executor is not used again.
 
         Args:
             executor: runs :func:`score_candidates`, or None. A process
@@ -376,8 +386,8 @@ class AutoSurrogate:
         due = (self.choice_due_ or self.selected_ is None or shape_changed
                or n >= self.reselect_growth * self.selected_at_n_)
         executor = self._executor  # read once: the campaign may detach it from another thread
-        if due and executor is not None and not (self.choice_due_ or self.selected_ is None or shape_changed):
-            due = not self._choose_in_background(executor, X, Y, Yvar)
+        if due and executor is not None and not self.choice_due_ and len(self.candidates) > 1:
+            due = not self._choose_in_background(executor, X, Y, Yvar, serve_first=self.selected_ is None or shape_changed)
         elif not due:
             assert self.selected_ is not None
             try:
@@ -408,14 +418,20 @@ class AutoSurrogate:
             self._pending.future.cancel()
             self._pending = None
 
-    def _choose_in_background(self, executor: Executor, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> bool:
+    def _choose_in_background(
+        self, executor: Executor, X: Tensor, Y: Tensor, Yvar: Tensor | None, *, serve_first: bool
+    ) -> bool:
         """Fit with the choice on ``executor`` (see :meth:`choose_in_background`).
+
+        Args:
+            serve_first: no kind in use fits these data (the first fit, or the
+                data's shape changed): serve the first candidate that can be
+                fitted until the scores are back.
 
         Returns:
             Whether the model is fitted; False when the choice must be made in
             place (the executor failed, or the kind in use cannot be refitted).
         """
-        assert self.selected_ is not None
         n, shape = X.shape[0], (X.shape[1], Y.shape[1])
         pending = self._pending
         if pending is not None and pending.future.done():
@@ -427,10 +443,15 @@ class AutoSurrogate:
                                "choosing in place from now on", type(exc).__name__, exc)
                 self._executor = None
                 return False
-            if pending.shape == shape:
+            # A choice on runs that have since grown by the reselection factor is one this
+            # selector would already have replaced: score the current runs instead. (Runs much
+            # shorter than a cross-validation: the kind in use, the GP first, goes on serving.)
+            stale = self.reselect_growth > 1 and n >= self.reselect_growth * pending.n
+            if pending.shape == shape and not stale:
                 self._fit_best(X, Y, Yvar, scores, losses, reasons, chosen_on=pending.n)
                 return True
-            pending = None  # scored on data of another shape: score these instead
+            logger.debug("AutoSurrogate: not adopting the choice scored on %d points (now %d)", pending.n, n)
+            pending = None
         if pending is None:
             data = (X.cpu(), Y.cpu(), None if Yvar is None else Yvar.cpu())
             try:
@@ -442,6 +463,11 @@ class AutoSurrogate:
                 return False
             self._pending = _PendingChoice(future, n, shape)
             logger.debug("AutoSurrogate: choosing in the background on %d points", n)
+        if serve_first:
+            # Unscored, in the order of preference; chosen on 0 points, so every fit looks for the scores.
+            self._fit_best(X, Y, Yvar, {kind: math.nan for kind in self.candidates}, {}, {}, chosen_on=0)
+            return True
+        assert self.selected_ is not None
         try:
             self._models[self.selected_].fit(X, Y, Yvar)
         except _FIT_FAILURES as exc:
@@ -489,11 +515,14 @@ class AutoSurrogate:
                 continue
             if self.selected_ is not None and kind != self.selected_:
                 logger.info("AutoSurrogate: switching from %s to %s at n = %d", self.selected_, kind, n)
-            logger.info(
-                "AutoSurrogate: %s chosen at n = %d%s (cross-validated NRMSE %s)",
-                kind, chosen_on, "" if chosen_on == n else f", fitted on {n}",
-                ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
-            )
+            if chosen_on == 0:
+                logger.info("AutoSurrogate: %s serves on %d points until the background choice is back", kind, n)
+            else:
+                logger.info(
+                    "AutoSurrogate: %s chosen at n = %d%s (cross-validated NRMSE %s)",
+                    kind, chosen_on, "" if chosen_on == n else f", fitted on {n}",
+                    ", ".join(f"{k} {s:.4g}" for k, s in scores.items()),
+                )
             self._models[kind] = model
             self.selected_, self.cv_scores_, self.selected_at_n_ = kind, dict(scores), chosen_on
             self.choice_due_ = False

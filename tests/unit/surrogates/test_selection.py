@@ -307,20 +307,51 @@ def test_a_background_choice_is_adopted_by_a_later_fit_and_is_the_choice_in_plac
     assert not executor.held  # the cadence restarts from 18: not due before 27
 
 
-def test_the_final_and_reshaped_choices_are_made_in_place() -> None:
+def test_the_first_candidate_serves_until_the_first_background_choice_is_back() -> None:
     X, Y = _data(40)
     executor = _HeldExecutor()
     model = _auto().choose_in_background(executor).fit(X[:12], Y[:12])
-    assert model.selected_at_n_ == 12 and not executor.held  # nothing in use yet: chosen in place
+    # Nothing in use yet: the GP serves at once, unscored, and the choice goes to the background.
+    assert model.selected_ == "gp" and model.selected_at_n_ == 0 and math.isnan(model.cv_scores_["gp"])
+    assert len(executor.held) == 1 and model.selected_model.train_X_.shape[0] == 12
+    model.fit(X[:13], Y[:13])  # every fit looks for the scores; none yet, so the GP is refitted
+    assert model.selected_at_n_ == 0 and len(executor.held) == 1 and model.selected_model.train_X_.shape[0] == 13
+    executor.release()
+    model.fit(X[:14], Y[:14])
+    assert model.selected_at_n_ == 12 and model.cv_scores_ == pytest.approx(_auto().fit(X[:12], Y[:12]).cv_scores_)
+    # A new output: nothing in use fits it, so the first candidate serves again while the choice is scored.
+    model.fit(X[:15], torch.cat([Y[:15], X[:15, :1]], dim=1))
+    assert model.selected_at_n_ == 0 and model.num_outputs == 2 and len(executor.held) == 1
+
+
+def test_a_background_choice_outgrown_by_the_runs_is_scored_again_not_adopted() -> None:
+    X, Y = _data(40)
+    executor = _HeldExecutor()
+    model = _auto(reselect_growth=1.5).fit(X[:12], Y[:12]).choose_in_background(executor)
+    model.fit(X[:18], Y[:18])
+    first = executor.held[0][0]
+    executor.release()
+    assert first.done()
+    # Back only at 27 runs (1.5 x 18): the selector would have chosen again by now, so it scores these.
+    model.fit(X[:27], Y[:27])
+    assert model.selected_at_n_ == 12 and len(executor.held) == 1
+    assert executor.held[0][2][1].shape[0] == 27  # the runs handed to score_candidates
+    executor.release()
+    model.fit(X[:28], Y[:28])
+    assert model.selected_at_n_ == 27
+
+
+def test_the_final_choice_is_made_in_place() -> None:
+    X, Y = _data(40)
+    executor = _HeldExecutor()
+    model = _auto().fit(X[:12], Y[:12]).choose_in_background(executor)
     model.fit(X[:18], Y[:18])
     assert len(executor.held) == 1
     model.choose_again().fit(X[:19], Y[:19])
     assert model.selected_at_n_ == 19 and executor.held[0][0].cancelled()  # the older background choice is dropped
     executor.release()
     model.fit(X[:20], Y[:20])
-    assert model.selected_at_n_ == 19
-    model.fit(X[:29], torch.cat([Y[:29], X[:29, :1]], dim=1))  # a new output: chosen in place
-    assert model.selected_at_n_ == 29 and model.num_outputs == 2 and not executor.held
+    assert model.selected_at_n_ == 19 and not executor.held  # not due again before 1.5 x 19
 
 
 def test_a_broken_executor_falls_back_to_choosing_in_place(caplog: pytest.LogCaptureFixture) -> None:
