@@ -443,10 +443,12 @@ class AutoSurrogate:
                                "choosing in place from now on", type(exc).__name__, exc)
                 self._executor = None
                 return False
-            # A choice on runs that have since grown by the reselection factor is one this
-            # selector would already have replaced: score the current runs instead. (Runs much
-            # shorter than a cross-validation: the kind in use, the GP first, goes on serving.)
-            stale = self.reselect_growth > 1 and n >= self.reselect_growth * pending.n
+            # At most one reselection step late: a choice on runs that have since grown by the
+            # factor twice over (a choice on the first 3 runs arriving at 36) is scored again on
+            # the current runs instead. With runs much shorter than a cross-validation (the
+            # throughput benchmark's 0.5 s) no choice is in time, and the kind in use, the GP
+            # from the start, goes on serving; runs of 2 s were in time (docs/benchmarks.md).
+            stale = self.reselect_growth > 1 and n >= self.reselect_growth**2 * pending.n
             if pending.shape == shape and not stale:
                 self._fit_best(X, Y, Yvar, scores, losses, reasons, chosen_on=pending.n)
                 return True

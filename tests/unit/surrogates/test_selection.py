@@ -325,20 +325,20 @@ def test_the_first_candidate_serves_until_the_first_background_choice_is_back() 
 
 
 def test_a_background_choice_outgrown_by_the_runs_is_scored_again_not_adopted() -> None:
-    X, Y = _data(40)
+    X, Y = _data(48)
     executor = _HeldExecutor()
     model = _auto(reselect_growth=1.5).fit(X[:12], Y[:12]).choose_in_background(executor)
     model.fit(X[:18], Y[:18])
     first = executor.held[0][0]
     executor.release()
     assert first.done()
-    # Back only at 27 runs (1.5 x 18): the selector would have chosen again by now, so it scores these.
-    model.fit(X[:27], Y[:27])
+    # Back only at 41 runs (over 1.5 x 1.5 x 18): two reselection steps late, so these runs are scored.
+    model.fit(X[:41], Y[:41])
     assert model.selected_at_n_ == 12 and len(executor.held) == 1
-    assert executor.held[0][2][1].shape[0] == 27  # the runs handed to score_candidates
+    assert executor.held[0][2][1].shape[0] == 41  # the runs handed to score_candidates
     executor.release()
-    model.fit(X[:28], Y[:28])
-    assert model.selected_at_n_ == 27
+    model.fit(X[:42], Y[:42])
+    assert model.selected_at_n_ == 41
 
 
 def test_the_final_choice_is_made_in_place() -> None:
