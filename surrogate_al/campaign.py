@@ -64,7 +64,7 @@ from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
 from surrogate_al.data import Dataset
 from surrogate_al.errors import CampaignError, DispatchError, StoreError, SurrogateALError
 from surrogate_al.simulation import SimulationResult
-from surrogate_al.surrogates.selection import AutoSurrogate, background_choice_executor
+from surrogate_al.surrogates.selection import AutoSurrogate, BackgroundChoiceExecutor
 
 __all__ = ["Campaign", "Trial", "Progress", "CampaignOutcome"]
 
@@ -285,7 +285,8 @@ class _BackgroundProposer:
         def work() -> None:
             try:
                 started = time.perf_counter()
-                proposed = self.campaign.prepare(n)
+                with self.campaign._choice_paused():
+                    proposed = self.campaign.prepare(n)
                 if proposed:
                     self.lookahead.observe_round(time.perf_counter() - started)
                 self.empty_at = None if proposed else state
@@ -348,6 +349,8 @@ class Campaign:
         # background thread while the main thread tells results and dispatches.
         self._lock = threading.RLock()
         self._closing = False
+        # The asynchronous loop's process for an `auto` surrogate's cross-validation (None outside it).
+        self._choice_executor: BackgroundChoiceExecutor | None = None
         self._restore()
 
     # ------------------------------------------------------------------------------------
@@ -1036,21 +1039,29 @@ class Campaign:
         Cross-validating a GP and an ensemble takes 11-21 s on 40-200 runs on
         this project's 2-core machine; inside a proposal round that left the
         workers waiting whenever runs were shorter (docs/benchmarks.md,
-        throughput). The process goes when the loop ends; the final fit
+        throughput). The process is stopped while a round runs
+        (:meth:`_choice_paused`) and goes when the loop ends; the final fit
         chooses in place, on all runs.
         """
         surrogate = getattr(self.policy, "surrogate", None)
         if not isinstance(surrogate, AutoSurrogate):
             yield
             return
-        executor = background_choice_executor()
+        executor = BackgroundChoiceExecutor()
         surrogate.choose_in_background(executor)
+        self._choice_executor = executor
         try:
             yield
         finally:
             # The proposer thread may still be in a fit that submits; it then falls back to choosing in place.
             surrogate.choose_in_background(None)
-            executor.shutdown(wait=False, cancel_futures=True)
+            self._choice_executor = None
+            executor.terminate()
+
+    def _choice_paused(self) -> contextlib.AbstractContextManager[None]:
+        """A proposal round's context: the background model choice, if any, is stopped meanwhile."""
+        executor = self._choice_executor
+        return executor.paused() if executor is not None else contextlib.nullcontext()
 
     def _run_sync(self, dispatcher: Any) -> str | None:
         from distributed import wait

@@ -68,7 +68,8 @@ import logging
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +89,7 @@ from surrogate_al.surrogates.base import (
     resolve_device,
 )
 
-__all__ = ["AutoSurrogate", "background_choice_executor", "score_candidates"]
+__all__ = ["AutoSurrogate", "BackgroundChoiceExecutor", "score_candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,28 +117,72 @@ class _PendingChoice:
 
 def _background_process_setup() -> None:
     # The background process shares the machine with the caller and the simulator's
-    # workers: one core's worth of work, as the caller's own choice would take, and
-    # at the lowest priority, so it takes only cores they leave idle. (On 2 cores at
-    # the same priority it slowed the campaign's GP rounds 3-4x.)
+    # workers: one core's worth of work, as the caller's own choice would take.
     torch.set_num_threads(1)
-    with contextlib.suppress(OSError):  # os.nice exists on POSIX; a refusal leaves the priority as is
-        os.nice(19)
 
 
-def background_choice_executor() -> ProcessPoolExecutor:
+class BackgroundChoiceExecutor(ProcessPoolExecutor):
     """One separate process for :meth:`AutoSurrogate.choose_in_background`, torch on one thread.
 
     Started with ``spawn`` (as Dask starts its local workers): a script that
     runs a campaign needs the usual ``if __name__ == "__main__":`` guard. The
-    process is started now, with an empty task, because its start (importing
-    torch and BoTorch, 5-10 s on a busy 2-core machine) would otherwise delay
-    the first choice handed to it; shut the executor down when the campaign
-    ends.
+    process is started at construction, with an empty task, because its start
+    (importing torch and BoTorch, 5-10 s on a busy 2-core machine) would
+    otherwise delay the first choice handed to it. End it with
+    :meth:`terminate`.
+
+    While the caller proposes, :meth:`paused` stops the process, so a
+    cross-validation never slows a proposal round. (On the throughput
+    benchmark's 2 cores, running beside the rounds it slowed the GP's 3-4x;
+    at the lowest priority instead, ``nice 19``, it got no CPU at all
+    beside CPU-bound work, which on a local cluster of busy simulators
+    would leave every choice undone.)
     """
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_background_process_setup)
-    executor.submit(int)
-    return executor
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                         initializer=_background_process_setup)
+        self.submit(int)
+
+    def _live_processes(self) -> list[Any]:
+        # The pool's processes: private, but kept since Python 3.2 (3.14 adds terminate_workers()).
+        return [p for p in list((getattr(self, "_processes", None) or {}).values()) if p.is_alive()]
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the process (``SIGSTOP``) for the duration of the block, and continue it after.
+
+        A no-op where the platform has no job-control signals.
+        """
+        stop, cont = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
+        processes = self._live_processes() if stop is not None and cont is not None else []
+        stopped = []
+        try:
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):  # it may have just exited
+                    os.kill(process.pid, stop)
+                    stopped.append(process)
+            yield
+        finally:
+            for process in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, cont)
+
+    def terminate(self) -> None:
+        """Shut down now: a cross-validation in progress is abandoned, and the process is gone on return.
+
+        ``shutdown`` would let a running cross-validation finish (a minute at
+        low priority on a busy machine), keeping the process and its CPU after
+        the campaign ended.
+        """
+        processes = self._live_processes()
+        self.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+            with contextlib.suppress(ProcessLookupError, AttributeError):  # a stopped process acts on SIGTERM once continued
+                os.kill(process.pid, signal.SIGCONT)
+        for process in processes:
+            process.join(timeout=30)
 
 
 def score_candidates(settings: dict[str, Any], X: Tensor, Y: Tensor, Yvar: Tensor | None) -> _Scores:
@@ -323,7 +368,7 @@ class AutoSurrogate:
 
         Args:
             executor: runs :func:`score_candidates`, or None. A process
-                (:func:`background_choice_executor`) keeps the cross-validation
+                (:class:`BackgroundChoiceExecutor`) keeps the cross-validation
                 off the caller's core and its Python lock.
 
         Returns:
