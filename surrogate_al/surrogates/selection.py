@@ -171,15 +171,16 @@ class BackgroundChoiceExecutor(ProcessPoolExecutor):
     def terminate(self) -> None:
         """Shut down now: a cross-validation in progress is abandoned, and the process is gone on return.
 
-        ``shutdown`` would let a running cross-validation finish (a minute at
-        low priority on a busy machine), keeping the process and its CPU after
-        the campaign ended.
+        ``shutdown`` would let a running cross-validation finish (tens of
+        seconds, more on a busy machine), keeping the process and its CPU
+        after the campaign ended.
         """
         processes = self._live_processes()
         self.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
-            with contextlib.suppress(ProcessLookupError, AttributeError):  # a stopped process acts on SIGTERM once continued
+            # A stopped process acts on SIGTERM only once continued.
+            with contextlib.suppress(ProcessLookupError, AttributeError):
                 os.kill(process.pid, signal.SIGCONT)
         for process in processes:
             process.join(timeout=30)
@@ -432,15 +433,10 @@ class AutoSurrogate:
                or n >= self.reselect_growth * self.selected_at_n_)
         executor = self._executor  # read once: the campaign may detach it from another thread
         if due and executor is not None and not self.choice_due_ and len(self.candidates) > 1:
-            due = not self._choose_in_background(executor, X, Y, Yvar, serve_first=self.selected_ is None or shape_changed)
+            serve_first = self.selected_ is None or shape_changed
+            due = not self._choose_in_background(executor, X, Y, Yvar, serve_first=serve_first)
         elif not due:
-            assert self.selected_ is not None
-            try:
-                self._models[self.selected_].fit(X, Y, Yvar)
-            except _FIT_FAILURES as exc:
-                logger.warning("AutoSurrogate: %s could not be refitted on %d points (%s); choosing again",
-                               self.selected_, n, exc)
-                due = True
+            due = not self._refit_in_use(X, Y, Yvar)
         if due:
             self._choose_and_fit(X, Y, Yvar)
         self.fitted_shape_ = (X.shape[1], Y.shape[1])
@@ -492,7 +488,8 @@ class AutoSurrogate:
             # factor twice over (a choice on the first 3 runs arriving at 36) is scored again on
             # the current runs instead. With runs much shorter than a cross-validation (the
             # throughput benchmark's 0.5 s) no choice is in time, and the kind in use, the GP
-            # from the start, goes on serving; runs of 2 s were in time (docs/benchmarks.md).
+            # from the start, goes on serving; with runs of 2 s some were (docs/benchmarks.md,
+            # "Loop throughput").
             stale = self.reselect_growth > 1 and n >= self.reselect_growth**2 * pending.n
             if pending.shape == shape and not stale:
                 self._fit_best(X, Y, Yvar, scores, losses, reasons, chosen_on=pending.n)
@@ -514,12 +511,16 @@ class AutoSurrogate:
             # Unscored, in the order of preference; chosen on 0 points, so every fit looks for the scores.
             self._fit_best(X, Y, Yvar, {kind: math.nan for kind in self.candidates}, {}, {}, chosen_on=0)
             return True
+        return self._refit_in_use(X, Y, Yvar)
+
+    def _refit_in_use(self, X: Tensor, Y: Tensor, Yvar: Tensor | None) -> bool:
+        """Refit the kind in use on all points; False (logged) if it cannot be, so a choice is made."""
         assert self.selected_ is not None
         try:
             self._models[self.selected_].fit(X, Y, Yvar)
         except _FIT_FAILURES as exc:
             logger.warning("AutoSurrogate: %s could not be refitted on %d points (%s); choosing again",
-                           self.selected_, n, exc)
+                           self.selected_, X.shape[0], exc)
             return False
         return True
 
