@@ -187,8 +187,23 @@ class Dispatcher:
                 f"cluster.kind = {spec.kind!r}: could not start or reach the Dask cluster ({where}): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        if self.cluster_ is not None:
+            self._quiet_heartbeats_at_close()
         logger.info("Dask scheduler at %s (%s cluster)", self.client_.scheduler.address, spec.kind)
         return self
+
+    def _quiet_heartbeats_at_close(self) -> None:
+        """Keep the workers' expected heartbeat race at shutdown out of the log (see :mod:`.worker_logging`).
+
+        Only on clusters this dispatcher creates: an existing scheduler's
+        workers outlive the campaign, and their logging is their owner's.
+        """
+        from .worker_logging import QuietHeartbeatAtClose
+
+        try:
+            self.client_.register_plugin(QuietHeartbeatAtClose())
+        except Exception as exc:  # a log filter is never worth failing a campaign for
+            logger.debug("could not register the heartbeat log filter on the workers: %s", exc)
 
     @property
     def scheduler_address(self) -> str:
@@ -240,7 +255,9 @@ class Dispatcher:
             # Worker nannies and their HTTP servers bind to the same loopback host.
             "worker_dashboard_address": None,
             "security": security,
-            "protocol": "tls://" if security is not None else None,
+            # Explicit: with processes = false Dask would pick "inproc://", which takes
+            # no host and fails to start with the loopback host given above.
+            "protocol": "tls://" if security is not None else "tcp://",
         }
         if spec.memory_limit is not None:
             kwargs["memory_limit"] = spec.memory_limit
