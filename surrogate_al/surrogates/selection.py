@@ -69,6 +69,7 @@ import math
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +120,10 @@ def _background_process_setup() -> None:
     # The background process shares the machine with the caller and the simulator's
     # workers: one core's worth of work, as the caller's own choice would take.
     torch.set_num_threads(1)
+
+
+#: Seconds :meth:`BackgroundChoiceExecutor.terminate` waits for its process to be gone.
+TERMINATE_WAIT_SECONDS = 30.0
 
 
 class BackgroundChoiceExecutor(ProcessPoolExecutor):
@@ -182,8 +187,14 @@ class BackgroundChoiceExecutor(ProcessPoolExecutor):
             # A stopped process acts on SIGTERM only once continued.
             with contextlib.suppress(ProcessLookupError, AttributeError):
                 os.kill(process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + TERMINATE_WAIT_SECONDS
         for process in processes:
-            process.join(timeout=30)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            # The pool's manager thread, woken by shutdown(), joins the same process: when
+            # it reaps it first, this thread's join returns at once with the exit status not
+            # yet recorded, and is_alive() says True for a moment longer.
+            while process.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
 
 def score_candidates(settings: dict[str, Any], X: Tensor, Y: Tensor, Yvar: Tensor | None) -> _Scores:
