@@ -12,8 +12,9 @@ processes write to the driver's stderr, so a campaign that ended well printed
 a traceback.
 
 :class:`QuietHeartbeatAtClose` is a worker plugin that drops exactly that
-record, and only while its worker is closing; a heartbeat that fails while
-the worker runs (the scheduler is really lost) is still logged.
+record, and only once the workers of its process are closing; a heartbeat
+that fails while a worker runs (the scheduler is really lost) is still
+logged.
 """
 
 from __future__ import annotations
