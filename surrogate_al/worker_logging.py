@@ -75,8 +75,8 @@ class QuietHeartbeatAtClose(WorkerPlugin):
         log = logging.getLogger(WORKER_LOGGER)
         # One filter per process: a second registration (a restarted scheduler
         # sends its plugins again) or a second in-process worker reuses it.
-        found = [f for f in log.filters if isinstance(f, HeartbeatAtCloseFilter)]
-        heartbeat_filter = found[0] if found else HeartbeatAtCloseFilter()
-        if not found:
+        heartbeat_filter = next((f for f in log.filters if isinstance(f, HeartbeatAtCloseFilter)), None)
+        if heartbeat_filter is None:
+            heartbeat_filter = HeartbeatAtCloseFilter()
             log.addFilter(heartbeat_filter)
         heartbeat_filter.add(worker)

@@ -189,10 +189,9 @@ class BackgroundChoiceExecutor(ProcessPoolExecutor):
                 os.kill(process.pid, signal.SIGCONT)
         deadline = time.monotonic() + TERMINATE_WAIT_SECONDS
         for process in processes:
-            process.join(timeout=max(0.0, deadline - time.monotonic()))
-            # The pool's manager thread, woken by shutdown(), joins the same process: when
-            # it reaps it first, this thread's join returns at once with the exit status not
-            # yet recorded, and is_alive() says True for a moment longer.
+            # Polled, not join()ed: the pool's manager thread, woken by shutdown(), joins the
+            # same process, and when it reaps it first this thread's join returns at once
+            # with the exit status not yet recorded. is_alive() reaps or sees it recorded.
             while process.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.01)
 
