@@ -243,14 +243,14 @@ def test_fit_reaches_the_signal_basin_of_a_bimodal_likelihood(monkeypatch: pytes
     X, Y = torch.as_tensor(data[:, :3]), torch.as_tensor(data[:, 3:])
     bounds = torch.stack([torch.zeros(3), torch.ones(3)]).double()
     good = GaussianProcess(bounds=bounds).fit(X, Y)
-    assert float(good.model_.covar_module.lengthscale[0, 2]) < 2.0
-    assert float(good.model_.likelihood.noise) < 0.05
+    assert float(good.model_.covar_module.lengthscale[0, 2].detach()) < 2.0
+    assert float(good.model_.likelihood.noise.detach()) < 0.05
     # With the extra start made identical to the prior-mode start, the fit lands in the
     # noise basin: the extra start is what finds the better one.
-    default_noise = float(good._build_model(X, Y, None).likelihood.noise)
+    default_noise = float(good._build_model(X, Y, None).likelihood.noise.detach())
     monkeypatch.setattr(gp_module, "_LOW_NOISE_START", default_noise)
     bad = GaussianProcess(bounds=bounds).fit(X, Y)
-    assert float(bad.model_.covar_module.lengthscale[0, 2]) > 2.0
+    assert float(bad.model_.covar_module.lengthscale[0, 2].detach()) > 2.0
 
 
 def test_restarts_must_be_a_non_negative_integer() -> None:
