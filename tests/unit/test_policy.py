@@ -108,7 +108,7 @@ def test_ensemble_queries_epistemic_not_aleatoric_uncertainty() -> None:
     U = UncertaintyScore(model, sobol_points(1024, 1, seed=0), scale, X_labelled=torch.as_tensor(X))
     with torch.no_grad():
         u_left = U(torch.linspace(0, 0.5, 51, dtype=torch.float64)[:, None])
-        u_prop = U(torch.as_tensor(proposal.X))
+        u_prop = U(torch.tensor(proposal.X))  # a copy: proposal.X is read-only
     assert float(u_left.max()) < float(u_prop.min())
 
 
