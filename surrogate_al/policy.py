@@ -87,6 +87,7 @@ from surrogate_al.acquisition.scores import (
 from surrogate_al.acquisition.surprise import check_surprise_cap, surprise_weights
 from surrogate_al.acquisition.synthesis import sobol_points, synthesise, top_distinct
 from surrogate_al.data import Dataset
+from surrogate_al.policies.base import PolicyLike, Proposal
 from surrogate_al.errors import ConfigError, NotFittedError, ShapeError
 from surrogate_al.surrogates import make_surrogate
 from surrogate_al.surrogates.base import Surrogate
@@ -114,77 +115,6 @@ _DTYPE = torch.float64
 DETERMINISTIC_LOCALISATION = 0.5
 #: Candidates closer than this to an evaluated or pending point count as that point (pool mode).
 _SAME_POINT = 1e-9
-
-
-# ----------------------------------------------------------------------------------------
-# values and protocol
-@dataclass(frozen=True)
-class Proposal:
-    """Points proposed by a policy, with the scores that chose them.
-
-    Attributes:
-        X: ``q x d`` points in the unit cube.
-        U: ``q`` normalised epistemic uncertainty at each point (NaN without a model).
-        D: ``q`` diversity at each point, relative to labelled, failed and
-            pending points and to the points before it in this batch.
-        J: ``q`` hybrid ``λU + (1 − λ)D`` (times ``p(success)`` when the
-            feasibility model is active); NaN for baselines without it.
-        lam: λ used (NaN for baselines without a trade-off).
-        method: how the points were chosen, e.g. ``"greedy-synthesis"``,
-            ``"topq-pool"``, ``"sobol"``.
-    """
-
-    X: NDArray[np.float64]
-    U: NDArray[np.float64]
-    D: NDArray[np.float64]
-    J: NDArray[np.float64]
-    lam: float
-    method: str
-
-    def __post_init__(self) -> None:
-        X = np.array(self.X, dtype=float)
-        if X.ndim != 2:
-            raise ShapeError(f"Proposal.X has shape {X.shape}; expected q x d")
-        q = X.shape[0]
-        X.setflags(write=False)
-        object.__setattr__(self, "X", X)
-        for name in ("U", "D", "J"):
-            arr = np.array(getattr(self, name), dtype=float).reshape(-1)
-            if arr.shape != (q,):
-                raise ShapeError(f"Proposal.{name} has shape {arr.shape}; expected ({q},) to match X")
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
-        object.__setattr__(self, "lam", float(self.lam))
-
-    @property
-    def q(self) -> int:
-        """Number of points."""
-        return int(self.X.shape[0])
-
-
-@runtime_checkable
-class PolicyLike(Protocol):
-    """What the campaign relies on (see module docstring)."""
-
-    needs_model: bool
-
-    def fit(self, data: Dataset) -> PolicyLike:
-        """Fit whatever the policy learns from ``data``; returns ``self``."""
-        ...
-
-    def propose(
-        self, data: Dataset, n: int, pending: NDArray[np.float64] | None = None, progress: float = 0.0
-    ) -> Proposal:
-        """``n`` new unit-cube points given the data and the ``k x d`` pending points."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """The policy's own state (tensors and plain values)."""
-        ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> PolicyLike:
-        """Restore :meth:`state_dict`; returns ``self``."""
-        ...
 
 
 # ----------------------------------------------------------------------------------------
