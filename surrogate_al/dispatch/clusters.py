@@ -61,9 +61,8 @@ def cluster_security(spec: ClusterSpec) -> Security | None:
         return None
     from distributed.security import Security
 
-    if tls == "temporary":
+    if isinstance(tls, str):  # "temporary", the one string the workflow loader admits
         return Security.temporary()
-    assert not isinstance(tls, str)  # the workflow loader admits no other string
     return Security(
         tls_ca_file=str(tls.ca_file),
         tls_client_cert=str(tls.cert),
@@ -80,7 +79,7 @@ def make_local_cluster(spec: ClusterSpec, security: Security | None) -> LocalClu
     """The ``local`` cluster of ``spec``, bound to ``spec.host`` (loopback unless the workflow allows remote)."""
     from distributed import LocalCluster
 
-    # The workflow loader already refused a non-loopback host without allow_remote.
+    # The workflow loader refuses a non-loopback host without allow_remote.
     host = spec.host
     # With no dashboard distributed still opens the scheduler's HTTP server (health,
     # metrics), on the fixed port 8787: a random loopback port avoids clashes and warnings.

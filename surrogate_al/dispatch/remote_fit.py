@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from botorch.models.model import Model
     from distributed import Client
     from torch import Tensor
 
@@ -177,7 +178,7 @@ class RemoteFitSurrogate:
         return local.epistemic_cross_covariance
 
     @property
-    def model_(self) -> Any:
+    def model_(self) -> Model | None:
         """The local copy's BoTorch model (GP), for the adapter to delegate to."""
         local: Any = self.local
         return local.model_
@@ -215,7 +216,7 @@ class RemoteFitAutoSurrogate(RemoteFitSurrogate):
         return int(local.selected_at_n_)
 
     @property
-    def selected_model(self) -> Any:
+    def selected_model(self) -> Surrogate:
         """The local copy's fitted model of the chosen kind."""
         local: Any = self.local
         return local.selected_model
