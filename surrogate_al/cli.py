@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -33,6 +33,12 @@ from surrogate_al.errors import (
     StoreLockedError,
     SurrogateALError,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+
+    from surrogate_al.campaign import Campaign, Progress
 
 __all__ = ["main", "cli"]
 
@@ -88,14 +94,15 @@ class _ProgressBar:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> _ProgressBar:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
-            self._progress = Progress(
+            self._progress = RichProgress(
                 TextColumn("[bold]runs"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -107,8 +114,9 @@ class _ProgressBar:
             self._task = self._progress.add_task("campaign", total=None, detail="starting")
         return self
 
-    def update(self, p: Any) -> None:
-        if self._progress is None:
+    def update(self, p: Progress) -> None:
+        """Show the campaign's progress ``p`` (a no-op when the bar is off)."""
+        if self._progress is None or self._task is None:
             return
         err = "n/a" if math.isnan(p.estimated_error) else f"{p.estimated_error:.3g}"
         lam = "n/a" if math.isnan(p.lam) else f"{p.lam:.2f}"
@@ -120,7 +128,7 @@ class _ProgressBar:
             self._progress.__exit__(None, None, None)
 
 
-def _close_after_error(campaign: Any) -> None:
+def _close_after_error(campaign: Campaign) -> None:
     """Close a campaign that stopped on an error; a second error must not hide the first.
 
     On a full disk the final snapshot fails too; the store then keeps its
@@ -133,7 +141,12 @@ def _close_after_error(campaign: Any) -> None:
         logging.getLogger(__name__).info("closing the campaign after the error failed too: %s", _one_line(str(exc)))
 
 
-def _run_campaign(make: Callable[[Callable[[Any], None]], Any], show_progress: bool) -> None:
+def _run_campaign(make: Callable[[Callable[[Progress], None]], Campaign], show_progress: bool) -> None:
+    """Run the campaign ``make`` builds (given the progress callback) and print how it ended.
+
+    Exits 1 (interrupted, breaker, lost cluster) or 2 (bad input) with one
+    line on stderr, after closing the campaign.
+    """
     with _ProgressBar(show_progress) as bar:
         campaign = make(bar.update)
         try:

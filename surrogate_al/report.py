@@ -12,12 +12,19 @@ import io
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from surrogate_al.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from surrogate_al.config import WorkflowSpec
+    from surrogate_al.space import InputSpace
+    from surrogate_al.store import CampaignStore
+    from surrogate_al.surrogates.base import Surrogate
 
 __all__ = ["write_report", "predict_csv", "export_runs", "worker_utilisation"]
 
@@ -45,13 +52,15 @@ def worker_utilisation(start: NDArray[np.float64], finish: NDArray[np.float64], 
     return float(np.sum(finish[ok] - start[ok]) / (n_workers * span))
 
 
-def _final_arrays(store: Any) -> dict[str, NDArray[Any]]:
+def _final_arrays(store: CampaignStore) -> dict[str, NDArray[Any]]:
+    """The store's columns, restricted to the attempt that settled each proposal."""
     arrays = store.arrays()
     mask = np.asarray(arrays["final"], dtype=bool)
     return {k: np.asarray(v)[mask] for k, v in arrays.items()}
 
 
-def _figure() -> Any:
+def _figure() -> ModuleType:
+    """``matplotlib.pyplot`` on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on clusters
@@ -60,7 +69,8 @@ def _figure() -> Any:
     return plt
 
 
-def _learning_curve(store: Any, out: Path) -> Path | None:
+def _learning_curve(store: CampaignStore, out: Path) -> Path | None:
+    """``learning_curve.png``: each NRMSE metric against successful runs; None without such metrics."""
     metrics = [m for m in store.metrics() if m[1].endswith("nrmse")]
     if not metrics:
         return None
@@ -82,7 +92,8 @@ def _learning_curve(store: Any, out: Path) -> Path | None:
     return path
 
 
-def _sample_map(store: Any, final: dict[str, NDArray[Any]], out: Path) -> Path | None:
+def _sample_map(store: CampaignStore, final: dict[str, NDArray[Any]], out: Path) -> Path | None:
+    """``samples.png``: pairwise scatter of the settled runs' inputs, coloured by run order; None without runs."""
     X = final["X"]
     if len(X) == 0:
         return None
@@ -113,7 +124,10 @@ def _sample_map(store: Any, final: dict[str, NDArray[Any]], out: Path) -> Path |
     return path
 
 
-def _predict_physical(surrogate: Any, space: Any, X: NDArray[np.float64]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+def _predict_physical(
+    surrogate: Surrogate, space: InputSpace, X: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Mean, epistemic and aleatoric variance (each ``n x m``) at ``n x d`` points in the scientist's units."""
     import torch
 
     with torch.no_grad():
@@ -122,7 +136,7 @@ def _predict_physical(surrogate: Any, space: Any, X: NDArray[np.float64]) -> tup
     return to_np(pred.mean), to_np(pred.epistemic_var), to_np(pred.aleatoric_var)
 
 
-def _slices(spec: Any, surrogate: Any, final: dict[str, NDArray[Any]], out: Path) -> list[Path]:
+def _slices(spec: WorkflowSpec, surrogate: Surrogate, final: dict[str, NDArray[Any]], out: Path) -> list[Path]:
     """1-D slices through the best-sampled centre, and a 2-D map of the first two inputs."""
     space = spec.space()
     outputs = list(spec.simulator.outputs)

@@ -15,7 +15,7 @@ import pytest
 
 from surrogate_al.config import parse_workflow
 from surrogate_al.dispatch import Dispatcher
-from surrogate_al.worker_logging import HEARTBEAT_FAILURE, WORKER_LOGGER, HeartbeatAtCloseFilter
+from surrogate_al.dispatch.worker_logging import HEARTBEAT_FAILURE, WORKER_LOGGER, HeartbeatAtCloseFilter
 
 
 def _cluster_spec(tmp_path: Path, **cluster: Any) -> Any:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from distributed.core import Status
 
-from surrogate_al import dispatch
-from surrogate_al.dispatch import _JobKeeper, _with_gpu_resource
+from surrogate_al.dispatch import job_keeper as dispatch
+from surrogate_al.dispatch.clusters import with_gpu_resource as _with_gpu_resource
+from surrogate_al.dispatch.job_keeper import JobKeeper as _JobKeeper
 
 
 class FakeJob:

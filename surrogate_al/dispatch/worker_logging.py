@@ -6,10 +6,9 @@ its connection pool without waiting for a heartbeat still in flight; that
 heartbeat then fails with ``CommClosedError`` and the worker logs it as an
 ERROR with two tracebacks ("Failed to communicate with scheduler during
 heartbeat."). On a loaded machine the scheduler, which runs in the driver
-process, answers slowly, so a heartbeat is often in flight at that moment:
-about one campaign end in twenty on two busy cores. A local cluster's worker
-processes write to the driver's stderr, so a campaign that ended well printed
-a traceback.
+process, answers slowly, so a heartbeat is often in flight at that moment. A
+local cluster's worker processes write to the driver's stderr, so without the
+filter a campaign that ends well can print a traceback.
 
 :class:`QuietHeartbeatAtClose` is a worker plugin that drops exactly that
 record, and only once the workers of its process are closing; a heartbeat
