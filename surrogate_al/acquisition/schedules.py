@@ -2,7 +2,7 @@
 
 The hybrid acquisition ``J_λ(x) = λ U(x) + (1 − λ) D(x)`` (see
 :mod:`surrogate_al.acquisition.scores`) and the batch objective ``F_λ`` (see
-:mod:`surrogate_al.acquisition.batch`) weigh epistemic uncertainty by ``λ`` and
+:mod:`surrogate_al.acquisition.batch_objective`) weigh epistemic uncertainty by ``λ`` and
 diversity by ``1 − λ``. A schedule maps the fraction of the budget spent,
 ``progress`` in ``[0, 1]``, to ``λ``:
 

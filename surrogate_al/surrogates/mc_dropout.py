@@ -25,11 +25,8 @@ import torch
 from torch import Tensor
 
 from surrogate_al.errors import ConfigError, ShapeError
-from surrogate_al.surrogates._mlp import (
-    MLPSurrogateBase,
-    check_positive_int,
-    dropout_masks,
-)
+from surrogate_al.surrogates.mlp_base import MLPSurrogateBase, check_positive_int
+from surrogate_al.surrogates.mlp_training import dropout_masks
 
 __all__ = ["MCDropoutMLP"]
 
