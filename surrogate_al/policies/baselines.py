@@ -23,7 +23,7 @@ from surrogate_al.acquisition.scores import UncertaintyScore
 from surrogate_al.acquisition.synthesis import sobol_points, synthesise, top_distinct
 from surrogate_al.data import Dataset
 from surrogate_al.policies.base import Proposal
-from surrogate_al.policies.proposals import DTYPE, baseline_proposal, check_int, check_request, round_seed
+from surrogate_al.policies.proposals import DTYPE, baseline_proposal, check_int, check_request
 from surrogate_al.policies.state import CountingPolicy, ModelPolicy
 from surrogate_al.surrogates.base import Surrogate
 
@@ -49,7 +49,7 @@ class RandomPolicy(CountingPolicy):
     ) -> Proposal:
         """``n x d`` uniform points (``pending`` and ``progress`` are validated, not used)."""
         n, P, _ = check_request(data, n, pending, progress)
-        X = np.random.default_rng(round_seed(self.seed, self.counter_, 0)).random((n, data.d))
+        X = np.random.default_rng(self._round_seeds(1)[0]).random((n, data.d))
         self.counter_ += 1
         return baseline_proposal(X, data, P, "random")
 
@@ -135,10 +135,8 @@ class UncertaintyPolicy(ModelPolicy):
         maxiter: int = 200,
     ) -> None:
         super().__init__(surrogate, seed=seed)
-        self.raw_samples = check_int("raw_samples", raw_samples, 1)
-        self.restarts = check_int("restarts", restarts, 1)
+        self._set_optimiser(raw_samples, restarts, maxiter)
         self.reference_size = check_int("reference_size", reference_size, 2)
-        self.maxiter = check_int("maxiter", maxiter, 1)
 
     def propose(
         self, data: Dataset, n: int, pending: NDArray[np.float64] | None = None, progress: float = 0.0
@@ -146,7 +144,7 @@ class UncertaintyPolicy(ModelPolicy):
         """The ``n`` best distinct maxima of ``U`` (``pending`` validated but ignored by design)."""
         n, P, _ = check_request(data, n, pending, progress)
         surrogate = self._ensure_fitted(data)
-        seed0, seed1 = (round_seed(self.seed, self.counter_, s) for s in (0, 1))
+        seed0, seed1 = self._round_seeds(2)
         reference = sobol_points(self.reference_size, data.d, seed0, dtype=DTYPE)
         labelled = torch.as_tensor(data.X, dtype=DTYPE)
         uncertainty = UncertaintyScore(surrogate, reference, self._scale(data), X_labelled=labelled)

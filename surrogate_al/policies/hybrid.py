@@ -15,13 +15,19 @@ from surrogate_al.acquisition.batch_objective import BatchObjective, check_infor
 from surrogate_al.acquisition.feasibility import FeasibilityModel
 from surrogate_al.acquisition.greedy_batch import greedy_pool, greedy_synthesis
 from surrogate_al.acquisition.schedules import DEFAULT_SCHEDULE, Schedule, make_schedule
-from surrogate_al.acquisition.scores import DiversityScore, HybridScore, UncertaintyScore, expected_nn_spacing, min_distances
+from surrogate_al.acquisition.scores import (
+    DiversityScore,
+    HybridScore,
+    UncertaintyScore,
+    expected_nn_spacing,
+    min_distances,
+)
 from surrogate_al.acquisition.surprise import check_surprise_cap, surprise_weights
 from surrogate_al.acquisition.synthesis import sobol_points, synthesise, top_distinct
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError, ShapeError
 from surrogate_al.policies.base import Proposal
-from surrogate_al.policies.proposals import DTYPE, check_int, check_request, context_points, diversity_sequence, round_seed
+from surrogate_al.policies.proposals import DTYPE, check_int, check_request, context_points, diversity_sequence
 from surrogate_al.policies.state import ModelPolicy
 from surrogate_al.surrogates.base import Surrogate
 
@@ -262,7 +268,7 @@ class Policy(ModelPolicy):
         feas = self.feasibility_ if (self.feasibility and data.X_failed.shape[0] > 0) else None
         lam = self.schedule(progress)
         d = data.d
-        seeds = [round_seed(self.seed, self.counter_, s) for s in range(3)]
+        seeds = self._round_seeds(3)
         reference = self._reference(d, seeds[0])
         scale = self._scale(data)
         context = context_points(data, P)

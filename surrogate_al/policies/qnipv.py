@@ -15,7 +15,7 @@ from surrogate_al.acquisition.scores import UncertaintyScore
 from surrogate_al.acquisition.synthesis import sobol_points
 from surrogate_al.data import Dataset
 from surrogate_al.policies.base import Proposal
-from surrogate_al.policies.proposals import DTYPE, baseline_proposal, check_int, check_request, round_seed, unit_bounds
+from surrogate_al.policies.proposals import DTYPE, baseline_proposal, check_int, check_request, unit_bounds
 from surrogate_al.policies.state import ModelPolicy
 from surrogate_al.surrogates.base import Surrogate
 from surrogate_al.surrogates.botorch_adapter import SurrogateModel
@@ -55,10 +55,8 @@ class QNIPVPolicy(ModelPolicy):
         maxiter: int = 200,
     ) -> None:
         super().__init__(surrogate, seed=seed)
-        self.raw_samples = check_int("raw_samples", raw_samples, 1)
-        self.restarts = check_int("restarts", restarts, 1)
+        self._set_optimiser(raw_samples, restarts, maxiter)
         self.mc_points = check_int("mc_points", mc_points, 1)
-        self.maxiter = check_int("maxiter", maxiter, 1)
 
     def propose(
         self, data: Dataset, n: int, pending: NDArray[np.float64] | None = None, progress: float = 0.0
@@ -67,7 +65,7 @@ class QNIPVPolicy(ModelPolicy):
         n, P, _ = check_request(data, n, pending, progress)
         surrogate = self._ensure_fitted(data)
         d = data.d
-        seed0, seed1, seed2 = (round_seed(self.seed, self.counter_, s) for s in (0, 1, 2))
+        seed0, seed1, seed2 = self._round_seeds(3)
         model = SurrogateModel(surrogate)
         mc = sobol_points(self.mc_points, d, seed0, dtype=DTYPE)
         scale = self._scale(data)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError, NotFittedError
-from surrogate_al.policies.proposals import DTYPE, check_int, unit_bounds
+from surrogate_al.policies.proposals import DTYPE, check_int, round_seed, unit_bounds
 from surrogate_al.surrogates import make_surrogate
 from surrogate_al.surrogates.base import Surrogate
 
@@ -48,6 +48,10 @@ class CountingPolicy:
     def __init__(self, seed: int = 0) -> None:
         self.seed = check_int("seed", seed, 0)
         self.counter_ = 0
+
+    def _round_seeds(self, streams: int) -> list[int]:
+        """One seed per random stream of this proposal round (:func:`round_seed`)."""
+        return [round_seed(self.seed, self.counter_, stream) for stream in range(streams)]
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -121,6 +125,12 @@ class ModelPolicy(CountingPolicy):
         self.surrogate = surrogate
         self.X_fit_: Tensor | None = None
         self.output_scale_: Tensor | None = None
+
+    def _set_optimiser(self, raw_samples: int, restarts: int, maxiter: int) -> None:
+        """Check and keep the acquisition optimiser's budget: raw samples, L-BFGS-B starts, iterations."""
+        self.raw_samples = check_int("raw_samples", raw_samples, 1)
+        self.restarts = check_int("restarts", restarts, 1)
+        self.maxiter = check_int("maxiter", maxiter, 1)
 
     # -- fitting ----------------------------------------------------------------------
     def _prepare_surrogate(self, d: int) -> Surrogate:

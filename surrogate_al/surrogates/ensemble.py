@@ -63,13 +63,13 @@ class DeepEnsemble(MLPSurrogateBase):
             input box and output scaling, so training starts from the
             previous mean function) with 30 % of the automatic step budget
             when ``d`` and ``m`` still match: a refit then costs about a
-            third of a cold one. Off by default: refitted along growing data
-            (Sobol points, 20 -> 80 runs; ``python -m benchmarks.warm_start``)
-            the warm-started ensemble's test error was a median 1.6-3.5x that
-            of a fresh fit on the same points from 56 runs on (Branin, Friedman;
-            5 seeds), and still 1.1-1.5x with the full step budget: starting
-            from the previous weights, not only the shorter training, costs
-            accuracy. Worth it only where a fit costs as much as a simulator run.
+            third of a cold one. Off by default: refitted along growing data,
+            a warm-started ensemble is less accurate than a fresh fit on the
+            same points, even with the full step budget, so starting from the
+            previous weights, not only the shorter training, costs accuracy
+            (``python -m benchmarks.warm_start``; the figures are in
+            docs/decisions.md). Worth it only where a fit costs as much as a
+            simulator run.
         seed: seed of every random draw (initialisation, shuffling, hold-out,
             bootstrap); a fixed seed reproduces training on CPU.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...

@@ -51,7 +51,7 @@ class MCDropoutMLP(MLPSurrogateBase):
         warm_start: refit from the previous weights, with 30 % of the
             automatic step budget, when the shapes still match. Off by
             default, as for :class:`~surrogate_al.surrogates.DeepEnsemble`
-            (warm refits ended 1.6-3.5x less accurate there).
+            (warm refits are less accurate than fresh ones there).
         seed: seed of every random draw (initialisation, shuffling, dropout,
             the fixed prediction masks).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
