@@ -42,7 +42,7 @@ from torch import Tensor
 
 from surrogate_al.acquisition import sobol_points
 from surrogate_al.data import Dataset
-from surrogate_al.policy import Policy
+from surrogate_al.policies import Policy
 from surrogate_al.surrogates import DeepEnsemble, GaussianProcess
 from surrogate_al.surrogates.base import Prediction
 

@@ -121,7 +121,7 @@ class Method:
         name: label in tables and plots.
         design: ``"random"``, ``"sobol"`` or ``"lhs"`` for a space-filling
             design, or None for a policy.
-        policy: name for :func:`surrogate_al.policy.make_policy`.
+        policy: name for :func:`surrogate_al.policies.make_policy`.
         options: extra policy options (``schedule`` given as (kind, start, end)).
         surrogate: ``"gp"``, ``"ensemble"`` or ``"auto"`` (the policy's and the evaluation's).
         surrogate_options: constructor options of the policy's surrogate (the
@@ -226,7 +226,7 @@ METHODS: dict[str, Method] = {
         # (AutoSurrogate), with its like-for-like Sobol baseline. The headline: the default
         # policy for a simulator declared deterministic (simulator.deterministic = true, as
         # every problem here is, and as the shipped workflows declare), which tapers the
-        # ensemble's covariance in the batch objective (localisation 0.5; acquisition.batch,
+        # ensemble's covariance in the batch objective (localisation 0.5; acquisition.batch_objective,
         # "Localisation").
         Method("default-auto", policy="default", surrogate="auto", options={"deterministic": True}),
         Method("sobol-auto", design="sobol", surrogate="auto"),
@@ -473,7 +473,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     warnings.filterwarnings("ignore")  # BoTorch/GPyTorch numerical warnings; the errors are measured anyway
     from surrogate_al.data import Dataset
     from surrogate_al.factory import default_initial_design_size
-    from surrogate_al.policy import make_policy
+    from surrogate_al.policies import make_policy
 
     spec = METHODS[method]
     test = test_set(problem, test_size)

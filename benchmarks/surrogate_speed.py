@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from surrogate_al.surrogates._mlp import (
+from surrogate_al.surrogates.mlp_training import (
     BETA,
     BatchedMLP,
     TrainingPlan,

@@ -40,7 +40,7 @@ def curves(problem: str, seed: int) -> dict[str, list[float]]:
 
     from benchmarks.label_efficiency import _load, _unit_bounds, evaluate, score_on_test, test_set
     from surrogate_al.surrogates import DeepEnsemble
-    from surrogate_al.surrogates._mlp import plan_training
+    from surrogate_al.surrogates.mlp_training import plan_training
 
     torch.set_num_threads(1)
     space = _load(problem).INPUTS

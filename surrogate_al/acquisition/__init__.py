@@ -5,21 +5,21 @@
 * :mod:`~surrogate_al.acquisition.schedules`: λ as a function of the budget spent.
 * :mod:`~surrogate_al.acquisition.synthesis`: multi-start L-BFGS-B maximisation
   of a score over the box (membership-query synthesis).
-* :mod:`~surrogate_al.acquisition.batch`: greedy submodular batches (information
-  gain + coverage) given pending points, by synthesis or lazy greedy over a pool.
+* :mod:`~surrogate_al.acquisition.batch_objective`: the submodular batch
+  objective (information gain + coverage) given pending points.
+* :mod:`~surrogate_al.acquisition.greedy_batch`: greedy batches of that
+  objective, by synthesis or lazy greedy over a pool.
+* :mod:`~surrogate_al.acquisition.qnipv`: BoTorch's integrated posterior
+  variance for several independent outputs at the cost of one.
 * :mod:`~surrogate_al.acquisition.feasibility`: ``p(success | x)`` from failed runs.
 * :mod:`~surrogate_al.acquisition.surprise`: weights that raise the information
   gain near runs the model cannot predict from the others (leave-one-out).
 """
 
-from surrogate_al.acquisition.batch import (
-    BatchObjective,
-    BatchResult,
-    greedy_pool,
-    greedy_synthesis,
-    information_gain,
-)
+from surrogate_al.acquisition.batch_objective import BatchObjective, information_gain
 from surrogate_al.acquisition.feasibility import FeasibilityModel
+from surrogate_al.acquisition.greedy_batch import BatchResult, greedy_pool, greedy_synthesis
+from surrogate_al.acquisition.qnipv import IndependentOutputsQNIPV
 from surrogate_al.acquisition.schedules import (
     DEFAULT_SCHEDULE,
     SCHEDULES,
@@ -56,6 +56,7 @@ __all__ = [
     "ExponentialSchedule",
     "FeasibilityModel",
     "HybridScore",
+    "IndependentOutputsQNIPV",
     "LinearSchedule",
     "NoiseLevels",
     "Schedule",

@@ -2,7 +2,7 @@
 
 The hybrid acquisition ``J_λ(x) = λ U(x) + (1 − λ) D(x)`` (see
 :mod:`surrogate_al.acquisition.scores`) and the batch objective ``F_λ`` (see
-:mod:`surrogate_al.acquisition.batch`) weigh epistemic uncertainty by ``λ`` and
+:mod:`surrogate_al.acquisition.batch_objective`) weigh epistemic uncertainty by ``λ`` and
 diversity by ``1 − λ``. A schedule maps the fraction of the budget spent,
 ``progress`` in ``[0, 1]``, to ``λ``:
 
@@ -18,22 +18,17 @@ diversity by ``1 − λ``. A schedule maps the fraction of the budget spent,
 Every formula is written so that ``λ(0) == start`` and ``λ(1) == end`` hold
 exactly in floating point (the weights are exactly 0 and 1 there).
 
-Default: ``constant`` at λ = 0.9 (since benchmark policy version 4; before it
-was ``cosine`` from 0.3 to 0.9, an exploratory opening dominated by
-coverage). Measured in docs/benchmarks.md: with a coverage weight of 0.7 at
-the start the early batches went to filling the box rather than to where the
-GP's (or ensemble's) posterior variance, which already spreads points in the
-metric its fitted length scales learnt, asked for them, and the opening was
-10-30 % behind scrambled Sobol at 40-80 runs on four of nine problems, while
-λ = 0.9 from the start is below Sobol there. It is the weight that costs, not
-the geometry: the same opening with coverage measured in the GP's learnt
-metric was no better on Branin. λ = 1 (no coverage at all) is as good early
-but falls behind at the largest budgets: the small coverage weight keeps a
-batch from piling up on one overconfident spot and keeps filling regions the
-model wrongly believes known. Schedules that change λ over the campaign stay
-available for simulators where early uncertainty is known to be unreliable
-(the deep ensemble, a candidate, did not gain from a coverage-led opening on
-the benchmark problems).
+Default: ``constant`` at λ = 0.9. The model's posterior variance already
+spreads points in the metric its fitted length scales learn, so a large
+coverage weight early on sends batches to filling the box rather than to
+where the model asks for them; it is the weight that costs, not the geometry
+(coverage measured in the GP's learnt metric does no better). λ = 1 (no
+coverage at all) is as good early but falls behind at large budgets: the
+small coverage weight keeps a batch from piling up on one overconfident spot
+and keeps filling regions the model wrongly believes known. Schedules that
+change λ over the campaign stay available for simulators where early
+uncertainty is known to be unreliable. The benchmark evidence for 0.9 is in
+docs/decisions.md.
 """
 
 from __future__ import annotations

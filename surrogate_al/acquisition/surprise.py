@@ -21,20 +21,14 @@ A surrogate without closed-form leave-one-out terms (a deep ensemble) gets
 a GP fitted on the runs for the purpose. Either way the surprise is measured
 against one noise level for the whole box, so the weighting suits
 simulators whose noise does not vary much over it: where the noise is much
-larger, every run there looks surprising and the batches go there (a
-heteroscedastic 1-D test, 200 runs with noise 0.5 on the left half and 0.05
-on the right: mean weight 31 on the left, 1.2 on the right). Taking the
-ensemble's own aleatoric variance as the side GP's noise removes that bias
-(2.6 against 2.3) but also the feature's point: the ensemble's noise head
-absorbs a run it cannot fit, and on sharp_peak the weighted campaign no
-longer returned to the peak (docs/benchmarks.md, "Eighth session").
+larger, every run there looks surprising and the batches go there. The side
+GP still learns one noise level rather than taking the ensemble's aleatoric
+variance at each run: that would remove the bias but also the feature's
+point, because the ensemble's noise head absorbs a run it cannot fit, and a
+surprising run would no longer look surprising.
 
-Measured on the label-efficiency benchmark with the homoscedastic side GP
-(docs/benchmarks.md, "Seventh session", 5 seeds, ``cap = 100``, the auto
-surrogate): on Branin the error at 80 runs is a third of the unweighted
-policy's (0.23 of Sobol's against 0.70), on sharp_peak 1.03 of Sobol's at
-160 runs against 1.05. Not yet measured on all nine problems, so it is off
-by default.
+It is off by default (``cap = 1``); the evidence for turning it on is in
+docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -53,10 +47,10 @@ __all__ = ["SIDE_GP_MAX_RUNS", "SurpriseWeights", "check_surprise_cap", "surpris
 logger = logging.getLogger(__name__)
 
 #: Most runs a side GP is fitted on for a surrogate without closed-form leave-one-out
-#: terms: an exact GP fit costs O(n^3) (one torch thread, d = 6, on 2 cores shared with
-#: two other processes: 2 s at 250 runs, 7 s at 500, 21 s at 1 000), and a campaign that
-#: uses a deep ensemble for thousands of runs must not pay that every round. Beyond it
-#: the side GP sees the most recent runs and the older runs keep weight 1.
+#: terms: an exact GP fit costs O(n^3) (seconds at a few hundred runs, tens of seconds at
+#: a thousand), and a campaign that uses a deep ensemble for thousands of runs must not
+#: pay that every round. Beyond it the side GP sees the most recent runs and the older
+#: runs keep weight 1.
 SIDE_GP_MAX_RUNS = 500
 
 
@@ -126,9 +120,8 @@ def surprise_weights(surrogate: Any, X: Tensor, Y: Tensor, cap: float, seed: int
         bounds = torch.stack([torch.zeros(X.shape[1]), torch.ones(X.shape[1])]).to(X)
         try:
             # One learned noise level, not the ensemble's aleatoric variance at each run: the
-            # ensemble's noise head absorbs a run it cannot fit (on sharp_peak its aleatoric
-            # variance near the peak was 1e5 times the median over runs), which would hide
-            # exactly the runs this weighting looks for (docs/benchmarks.md, "Eighth session").
+            # ensemble's noise head absorbs a run it cannot fit (its aleatoric variance is
+            # largest exactly at such runs), which would hide the runs this weighting looks for.
             model = make_surrogate("gp", bounds=bounds, seed=seed).fit(X[recent], Y[recent])
         except (SurrogateALError, torch.linalg.LinAlgError) as exc:
             logger.warning("surprise weights: the GP for leave-one-out residuals could not be fitted (%s); "

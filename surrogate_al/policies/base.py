@@ -106,7 +106,6 @@ class PolicyLike(Protocol):
         ...
 
 
-
 @runtime_checkable
 class ModelPolicyLike(PolicyLike, Protocol):
     """A policy that learns a surrogate (``needs_model`` is True).

@@ -80,10 +80,9 @@ def _drop_prediction_caches(model: Model) -> None:
     garbage collector cannot see. The hook clears the cache (breaking the
     cycle) only when a backward pass runs through that node; the mean cache
     never gets one when only variances are differentiated (qNIPV), nor does
-    any cache of an evaluation without a backward pass. Measured: a q = 8
-    qNIPV round on a GP kept ~50 fantasy models alive, ~100 MB a round at
-    40 points, until a 320-run benchmark was killed for memory at 14 GB.
-    The posterior already holds what it computed from the caches, so
+    any cache of an evaluation without a backward pass, so every qNIPV round
+    would leave its fantasy models alive and memory would grow round after
+    round. The posterior already holds what it computed from the caches, so
     dropping them loses nothing but a recomputation on the next posterior.
     """
     strategy = getattr(model, "prediction_strategy", None)

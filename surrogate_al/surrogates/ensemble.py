@@ -3,11 +3,11 @@
 ``M`` MLPs with independent initialisations (and optionally bootstrap
 resamples) are stored as batched weight tensors (``M x fan_in x fan_out`` per
 layer) and trained and evaluated together with batched matmuls
-(:class:`~surrogate_al.surrogates._mlp.BatchedMLP`), so an ensemble costs a
+(:class:`~surrogate_al.surrogates.mlp_training.BatchedMLP`), so an ensemble costs a
 few large kernels per step instead of ``M`` times as many small ones.
 
 Each member predicts a mean and a variance per output (beta-NLL training, see
-:mod:`surrogate_al.surrogates._mlp`). With member means ``mu_i`` and variances
+:mod:`surrogate_al.surrogates.mlp_training`). With member means ``mu_i`` and variances
 ``s_i^2`` (law of total variance over the uniform mixture of members):
 
 * ``mean = (1/M) sum_i mu_i``
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from surrogate_al.errors import ConfigError
-from surrogate_al.surrogates._mlp import MLPSurrogateBase, check_positive_int
+from surrogate_al.surrogates.mlp_base import MLPSurrogateBase, check_positive_int
 from surrogate_al.surrogates.base import require_fitted
 
 __all__ = ["DeepEnsemble"]
@@ -39,7 +39,7 @@ class DeepEnsemble(MLPSurrogateBase):
     box), outputs standardised per output; predictions are in output units.
 
     Training defaults work from about 10 to 100 000 points without tuning (see
-    :func:`~surrogate_al.surrogates._mlp.plan_training`): about 2000 AdamW steps
+    :func:`~surrogate_al.surrogates.mlp_training.plan_training`): about 2000 AdamW steps
     (at least 10 epochs) with a cosine learning-rate decay from 1e-2, full
     batch up to 128 points and equal minibatches of at most 128 above; from
     1000 points on, each member holds out its own random 10 % for early
@@ -63,13 +63,13 @@ class DeepEnsemble(MLPSurrogateBase):
             input box and output scaling, so training starts from the
             previous mean function) with 30 % of the automatic step budget
             when ``d`` and ``m`` still match: a refit then costs about a
-            third of a cold one. Off by default: refitted along growing data
-            (Sobol points, 20 -> 80 runs; ``python -m benchmarks.warm_start``)
-            the warm-started ensemble's test error was a median 1.6-3.5x that
-            of a fresh fit on the same points from 56 runs on (Branin, Friedman;
-            5 seeds), and still 1.1-1.5x with the full step budget: starting
-            from the previous weights, not only the shorter training, costs
-            accuracy. Worth it only where a fit costs as much as a simulator run.
+            third of a cold one. Off by default: refitted along growing data,
+            a warm-started ensemble is less accurate than a fresh fit on the
+            same points, even with the full step budget, so starting from the
+            previous weights, not only the shorter training, costs accuracy
+            (``python -m benchmarks.warm_start``; the figures are in
+            docs/decisions.md). Worth it only where a fit costs as much as a
+            simulator run.
         seed: seed of every random draw (initialisation, shuffling, hold-out,
             bootstrap); a fixed seed reproduces training on CPU.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...

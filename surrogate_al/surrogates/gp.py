@@ -159,10 +159,10 @@ class GaussianProcess:
             mode with little noise (learned noise only) and, with
             ``warm_start``, from the previous fit; the best marginal likelihood
             (with priors) wins. The likelihood is often bimodal (signal vs
-            noise): measured on Ishigami with 120-160 points, the prior-mode
-            start alone flipped between test NRMSE 0.29 and 0.52 from one refit
-            to the next, and 8 prior samples never found the better basin; the
-            low-noise start does.
+            noise): the prior-mode start alone can land in either basin from
+            one refit to the next, and samples from the priors (mostly long
+            lengthscales) rarely find the signal basin; the low-noise start
+            does.
 
     Attributes:
         model_: the fitted ``SingleTaskGP``; takes inputs and returns
@@ -292,10 +292,10 @@ class GaussianProcess:
         starts = (["previous"] if self.warm_start and self.model_ is not None else []) + ["mode"]
         if Yvar is None and isinstance(self.noise, str):
             # The likelihood's two usual basins are "signal" (short lengthscales, little
-            # noise) and "noise" (long lengthscales, much noise). Measured: the prior-mode
-            # start (noise 6.7e-3) sometimes and samples from the priors (mostly long
-            # lengthscales) nearly always end in the second; the same start with noise
-            # 1e-3 found the first. The better marginal likelihood wins.
+            # noise) and "noise" (long lengthscales, much noise). The prior-mode start
+            # sometimes, and samples from the priors (mostly long lengthscales) nearly
+            # always, end in the second; the same start with noise 1e-3 finds the first.
+            # The better marginal likelihood wins.
             starts.append("low noise")
         starts += ["prior sample"] * self.restarts
         best: tuple[float, SingleTaskGP] | None = None

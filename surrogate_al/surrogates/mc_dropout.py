@@ -25,11 +25,8 @@ import torch
 from torch import Tensor
 
 from surrogate_al.errors import ConfigError, ShapeError
-from surrogate_al.surrogates._mlp import (
-    MLPSurrogateBase,
-    check_positive_int,
-    dropout_masks,
-)
+from surrogate_al.surrogates.mlp_base import MLPSurrogateBase, check_positive_int
+from surrogate_al.surrogates.mlp_training import dropout_masks
 
 __all__ = ["MCDropoutMLP"]
 
@@ -54,7 +51,7 @@ class MCDropoutMLP(MLPSurrogateBase):
         warm_start: refit from the previous weights, with 30 % of the
             automatic step budget, when the shapes still match. Off by
             default, as for :class:`~surrogate_al.surrogates.DeepEnsemble`
-            (warm refits ended 1.6-3.5x less accurate there).
+            (warm refits are less accurate than fresh ones there).
         seed: seed of every random draw (initialisation, shuffling, dropout,
             the fixed prediction masks).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from surrogate_al.policy import _CLASSES as POLICY_CLASSES
+from surrogate_al.policies import POLICY_CLASSES
 from surrogate_al.registry import POLICY_OPTIONS, SURROGATE_OPTIONS
 from surrogate_al.surrogates import SURROGATES
 

@@ -9,7 +9,7 @@ import torch
 from surrogate_al.acquisition import FeasibilityModel, sobol_points
 from surrogate_al.data import Dataset
 from surrogate_al.errors import DataError, NotFittedError, ShapeError
-from surrogate_al.policy import Policy
+from surrogate_al.policies import Policy
 from surrogate_al.surrogates import GaussianProcess
 
 

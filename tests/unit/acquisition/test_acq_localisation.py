@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from surrogate_al.acquisition import sobol_points
-from surrogate_al.acquisition.batch import BatchObjective, gaussian_similarity, has_sampled_covariance
+from surrogate_al.acquisition.batch_objective import BatchObjective, gaussian_similarity, has_sampled_covariance
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError
-from surrogate_al.policy import DETERMINISTIC_LOCALISATION, Policy
+from surrogate_al.policies import DETERMINISTIC_LOCALISATION, Policy
 from surrogate_al.surrogates import AutoSurrogate, DeepEnsemble, GaussianProcess
 from surrogate_al.surrogates.base import epistemic_cross_covariance
 

@@ -10,7 +10,7 @@ from surrogate_al.acquisition import sobol_points
 from surrogate_al.acquisition.surprise import SurpriseWeights, check_surprise_cap, surprise_weights
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError
-from surrogate_al.policy import Policy
+from surrogate_al.policies import Policy
 from surrogate_al.surrogates import DeepEnsemble, GaussianProcess
 
 PEAK = torch.tensor([0.71, 0.33], dtype=torch.float64)

@@ -16,7 +16,7 @@ from scipy.stats import qmc
 from torch import nn
 
 from surrogate_al.errors import ConfigError, DataError, NotFittedError, ShapeError
-from surrogate_al.surrogates._mlp import plan_training
+from surrogate_al.surrogates.mlp_training import plan_training
 from surrogate_al.surrogates.base import Prediction
 from surrogate_al.surrogates.ensemble import DeepEnsemble
 

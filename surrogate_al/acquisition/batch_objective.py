@@ -1,9 +1,12 @@
-"""Greedy submodular batches: q points that are informative *together*.
+"""The batch objective ``F_λ``: information and coverage of a set of points, and its marginal gains.
 
 Taking the q best points of a pointwise score puts a batch on one hill. A
 batch is instead chosen by greedily maximising a set function ``F_λ(S)`` of
 the whole batch ``S`` that rewards information and coverage with diminishing
-returns, so each new point is worth most where the others are not.
+returns, so each new point is worth most where the others are not. This
+module defines ``F_λ`` (:class:`BatchObjective`); the greedy loops that
+maximise it, and why greedy maximisation is near-optimal, are in
+:mod:`surrogate_al.acquisition.greedy_batch`.
 
 The objective
 -------------
@@ -32,11 +35,9 @@ runs ``P`` (already in the set: every marginal gain is computed given
   marginal gain of ``x`` is ``½ Σ_j w_j log(1 + var_j(x | S) / σ_j²(x))`` with
   ``var(x | S) = k(x, x) − k(x, S)(K(S) + ε I)⁻¹ k(S, x)`` (matrix
   determinant lemma). Its maxima are where the variance is largest, which
-  with a stationary kernel means the boundary of the box: on Ishigami 24 %
-  of its points lay within 0.02 of a face (11.5 % for uniform points). In
-  the label-efficiency benchmark the variance term's error at the largest
-  budget is 10-25 % lower on the problems with d >= 4 whose error still
-  falls fast, and level elsewhere (docs/benchmarks.md).
+  with a stationary kernel means the boundary of the box, so its batches
+  crowd the faces; that is why the variance term is the default (the
+  evidence is in docs/decisions.md).
 
 * **Localisation** (``localisation=L``, for a deep ensemble or MC dropout;
   off by default). Their epistemic covariance is the empirical covariance
@@ -52,8 +53,9 @@ runs ``P`` (already in the set: every marginal gain is computed given
   ``exp(-|z − x|² / (2 L²))`` (Houtekamer & Mitchell 2001; the Schur
   product of two covariances is a covariance, so conditioning stays
   positive definite, and the diagonal is unchanged). A GP's covariance is
-  exact and never tapered. Whether it improves the designs is measured in
-  docs/benchmarks.md ("Ninth session"); it is not the default.
+  exact and never tapered. The objective applies no taper unless asked;
+  the default policy asks for a deterministic simulator only
+  (:data:`~surrogate_al.policies.hybrid.DETERMINISTIC_LOCALISATION`).
 * **Coverage** ``Cov(S) = (1/|R|) Σ_{r∈R} max(c_r, max_{s∈S} sim(r, s)) − Σ c_r/|R|``,
   a facility-location function over a reference set ``R`` (Sobol points in
   synthesis mode, a subsample of the candidates in pool mode), with
@@ -85,70 +87,12 @@ runs ``P`` (already in the set: every marginal gain is computed given
   reference set (the variance reference set for the variance term) given
   the labelled data only, so both terms are about 1 for
   the best first point and λ means the same on every problem (as for ``J``).
-
-Why greedy works
-----------------
-``IG`` (log-det) is monotone submodular (a Gaussian mutual information, Krause &
-Guestrin 2005), so is the facility-location ``Cov`` (its ``c_r`` floor is a
-fixed facility), and so is their non-negative combination; both are 0 at the
-empty set. For a monotone, submodular, non-negative set function with
-``F(∅) = 0`` under a cardinality constraint ``|S| ≤ q``, the greedy algorithm
-(add the point of largest marginal gain, q times) returns a set with
-``F(S_greedy) ≥ (1 − 1/e) · max_{|S| ≤ q} F(S)`` (Nemhauser, Wolsey & Fisher
-1978). Conditioning on the pending set keeps every property
-(``S ↦ F(P ∪ S) − F(P)`` is again monotone submodular with value 0 at ∅).
-Variance reduction is monotone but submodular only approximately (Das &
-Kempe 2008: exactly when no point "explains away" another's correlation with
-the reference set); its gains can grow by a few per cent when the set grows
-(the unit tests bound it by 5 % on random nested sets), so for the default
-term the ``1 − 1/e`` bound, and the exactness of lazy greedy below, hold up
-to that slack: a guide, as it is for BoTorch's jointly optimised qNIPV.
-
-The gains above are exactly those of ``F_λ`` when ``σ²(x) = ε`` everywhere
-(a deterministic simulator whose noise is below the resolution ``ε``: the
-usual case). With larger or heteroscedastic noise the candidate's own
-``σ²(x)`` enters only its own gain: the gains still never grow as the set
-grows (diminishing returns hold exactly, which is all lazy greedy needs to
-stay exact), but they no longer add up to a single set function, so the
-``1 − 1/e`` bound is then a guide rather than a theorem.
-
-* **Pool mode** (:func:`greedy_pool`): the candidates are a finite ground set
-  and each argmax is exact, so the guarantee holds exactly (relative to the
-  best batch *from the pool*). Lazy greedy (Minoux 1978) gives the same
-  selection as plain greedy at a fraction of the cost: by submodularity a
-  gain computed earlier is an upper bound on the gain now, so candidates sit
-  in a max-priority queue keyed by their last computed gain (initially the
-  gain given nothing pending, which is cheap to compute in bulk), and a
-  candidate is selected only when its freshly recomputed gain is still at the
-  top. Stale candidates are refreshed in blocks (one joint-covariance call
-  each) that start small and double while the refreshed gains keep falling
-  below the stale bounds. Nothing of size ``N x N`` is formed: the bounds are
-  computed in blocks of ``chunk_size`` candidates against the ``|R|``
-  reference points (1024 by default).
-* **Synthesis mode** (:func:`greedy_synthesis`): each greedy step
-  synthesises the point of best marginal gain by multi-start L-BFGS-B
-  (:mod:`surrogate_al.acquisition.synthesis`); later steps reuse the first
-  step's raw samples with their old gains as upper bounds (the same
-  submodularity argument) and restart from the previous step's optima. The
-  argmax is then only approximate: if every step reaches a fraction ``α`` of
-  the best gain, the bound degrades to ``1 − e^(−α)`` (and to less when steps
-  miss by an additive error), so the guarantee is only as good as the inner
-  optimiser.
-
-Feasibility: when a success probability ``p(x)`` is given, every marginal
-gain is multiplied by it (the expected gain of a query that may fail). The
-weighted gains still decrease as ``S`` grows, so lazy greedy stays exact, but
-the weighted objective is no longer a set function and the ``1 − 1/e``
-statement applies to the unweighted ``F_λ`` only.
 """
 
 from __future__ import annotations
 
-import heapq
-import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -159,21 +103,18 @@ from surrogate_al.acquisition.scores import (
     expected_nn_spacing,
     standardised_variances,
 )
-from surrogate_al.acquisition.synthesis import synthesise
-from surrogate_al.errors import ConfigError, DataError, ShapeError
+from surrogate_al.errors import ConfigError, ShapeError
 from surrogate_al.surrogates.base import Surrogate, epistemic_cross_covariance
 
 __all__ = [
     "INFORMATION_TERMS",
     "BatchObjective",
-    "BatchResult",
+    "as_points",
     "check_information",
-    "greedy_pool",
-    "greedy_synthesis",
+    "gaussian_similarity",
+    "has_sampled_covariance",
     "information_gain",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Jitter added to ``K(S) + ε I`` before its Cholesky factorisation.
 _JITTER = 1e-12
@@ -193,26 +134,12 @@ def check_information(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    """A greedily chosen batch.
+def as_points(X: Tensor | None, d: int, what: str, like: Tensor) -> Tensor:
+    """``X`` as ``k x d`` points of ``like``'s dtype and device (``0 x d`` for None).
 
-    Attributes:
-        X: ``q x d`` points, in the order they were chosen.
-        gains: ``q`` marginal gains of ``F_λ`` (times ``p(success)`` when a
-            feasibility model is used) at the moment each point was chosen.
-        indices: ``q`` row indices into the candidate pool (pool mode), else None.
-        evaluations: number of exact marginal-gain evaluations (pool mode:
-            shows how much lazy greedy saved; synthesis: 0).
+    Raises:
+        ShapeError: ``X`` is not ``k x d``.
     """
-
-    X: Tensor
-    gains: Tensor
-    indices: Tensor | None = None
-    evaluations: int = 0
-
-
-def _as_points(X: Tensor | None, d: int, what: str, like: Tensor) -> Tensor:
     if X is None:
         return like.new_zeros((0, d))
     X = torch.as_tensor(X).to(like)
@@ -367,9 +294,9 @@ class BatchObjective:
         )
         # (given points, their Cholesky factor, whitened covariances with R): see _conditioning.
         self._conditioning_cache: tuple[Tensor, Tensor, Tensor] | None = None
-        self.X_known = _as_points(X_known, d, "X_known", reference)
-        self.X_pending = _as_points(X_pending, d, "X_pending", reference)
-        labelled = _as_points(X_labelled, d, "X_labelled", reference)
+        self.X_known = as_points(X_known, d, "X_known", reference)
+        self.X_pending = as_points(X_pending, d, "X_pending", reference)
+        labelled = as_points(X_labelled, d, "X_labelled", reference)
         self.feasibility = feasibility
         n_context = self.X_known.shape[0] + self.X_pending.shape[0]
         self.lengthscale_ = float(lengthscale) if lengthscale is not None else expected_nn_spacing(n_context + 1, d)
@@ -553,7 +480,7 @@ class BatchObjective:
         Returns:
             ``b`` gains, differentiable in ``X``.
         """
-        S = _as_points(X_selected, self.d, "X_selected", X)
+        S = as_points(X_selected, self.d, "X_selected", X)
         given = torch.cat([self.X_pending.to(X), S])
         total = X.new_zeros(X.shape[0])
         if self.lam > 0:
@@ -588,153 +515,9 @@ class BatchObjective:
         is the greedy-style sum of marginal gains along the given order.
         Unweighted by feasibility.
         """
-        S = _as_points(X_set, self.d, "X_set", self.reference)
+        S = as_points(X_set, self.d, "X_set", self.reference)
         total = 0.0
         with torch.no_grad():
             for i in range(S.shape[0]):
                 total += float(self.gain(S[i : i + 1], S[:i], with_feasibility=False)[0])
         return total
-
-
-def _check_q(q: int) -> int:
-    if isinstance(q, bool) or not isinstance(q, int) or q < 1:
-        raise ConfigError(f"batch size q = {q!r}; expected a positive integer")
-    return q
-
-
-def greedy_pool(
-    objective: BatchObjective,
-    candidates: Tensor,
-    q: int,
-    *,
-    lazy: bool = True,
-    available: Tensor | None = None,
-    chunk_size: int = 512,
-    refresh_block: int = 16,
-) -> BatchResult:
-    """Greedy batch of ``q`` candidates from a pool, by lazy (Minoux) or plain greedy.
-
-    Args:
-        objective: the batch objective (holds pending points and λ).
-        candidates: ``N x d`` unit-cube candidates.
-        q: batch size.
-        lazy: lazy greedy with a priority queue (default); False re-scores
-            every candidate at every step (plain greedy, for reference).
-        available: optional ``N`` boolean mask; False rows are never chosen
-            (e.g. candidates already evaluated).
-        chunk_size: candidates per surrogate call when scoring in bulk; a
-            joint-covariance call forms a ``(k + s + chunk_size)^2`` matrix, so
-            keep it in the hundreds.
-        refresh_block: stale candidates re-scored by the first joint-covariance
-            call of a step (doubling on each further call, up to ``chunk_size``).
-
-    Returns:
-        :class:`BatchResult` with pool indices.
-
-    Raises:
-        ConfigError: fewer available candidates than ``q``.
-    """
-    q = _check_q(q)
-    X = torch.as_tensor(candidates).to(objective.reference)
-    if X.ndim != 2 or X.shape[1] != objective.d:
-        raise ShapeError(f"candidates have shape {tuple(X.shape)}; expected N x {objective.d} unit-cube points")
-    mask = torch.ones(X.shape[0], dtype=torch.bool) if available is None else torch.as_tensor(available).bool()
-    n_avail = int(mask.sum())
-    if n_avail < q:
-        raise ConfigError(
-            f"the candidate pool has {n_avail} usable points (of {X.shape[0]}; the rest are already evaluated "
-            f"or pending) but q = {q} were requested; supply more candidates or ask for fewer points"
-        )
-    selected: list[int] = []
-    gains: list[float] = []
-    evaluations = 0
-
-    def exact(idx: list[int]) -> Tensor:
-        S = X[selected] if selected else None
-        with torch.no_grad():
-            return torch.cat([objective.gain(X[idx[i : i + chunk_size]], S) for i in range(0, len(idx), chunk_size)])
-
-    if not lazy:
-        for _ in range(q):
-            idx = [i for i in torch.nonzero(mask).flatten().tolist() if i not in selected]
-            g = exact(idx)
-            evaluations += len(idx)
-            best = int(torch.argmax(g))
-            selected.append(idx[best])
-            gains.append(float(g[best]))
-        return BatchResult(X=X[selected], gains=torch.tensor(gains), indices=torch.tensor(selected), evaluations=evaluations)
-
-    with torch.no_grad():
-        bounds = torch.cat([objective.upper_bound(X[i : i + chunk_size]) for i in range(0, X.shape[0], chunk_size)])
-    # Max-heap via negated keys; ties go to the lower index, as argmax does. Stamp -1: an upper bound.
-    heap = [(-float(bounds[i]), i, -1) for i in torch.nonzero(mask).flatten().tolist()]
-    heapq.heapify(heap)
-    for step in range(q):
-        block_size = refresh_block
-        while True:
-            key, i, stamp = heap[0]
-            if stamp == step:
-                heapq.heappop(heap)
-                selected.append(i)
-                gains.append(-key)
-                break
-            # Refresh a block of stale entries from the top in one joint-covariance call. The
-            # block doubles while fresh gains keep falling below stale bounds (a surrogate with
-            # long-range correlations, like an ensemble, lowers every gain at once), so a step
-            # costs O(log N) calls at worst; which entry wins is unaffected.
-            block: list[int] = []
-            while heap and len(block) < block_size and heap[0][2] != step:
-                block.append(heapq.heappop(heap)[1])
-            fresh = exact(block)
-            evaluations += len(block)
-            for j, g in zip(block, fresh.tolist()):
-                if not math.isfinite(g):
-                    raise DataError(f"the marginal gain of candidate {j} is {g}; the surrogate returned non-finite variances")
-                heapq.heappush(heap, (-g, j, step))
-            block_size = min(2 * block_size, chunk_size)
-    logger.debug("lazy greedy: q=%d from N=%d with %d exact gain evaluations", q, X.shape[0], evaluations)
-    return BatchResult(X=X[selected], gains=torch.tensor(gains), indices=torch.tensor(selected), evaluations=evaluations)
-
-
-def greedy_synthesis(
-    objective: BatchObjective,
-    q: int,
-    *,
-    raw_samples: int = 1024,
-    restarts: int = 8,
-    seed: int = 0,
-    maxiter: int = 200,
-) -> BatchResult:
-    """Greedy batch of ``q`` synthesised points: each step maximises the marginal gain by L-BFGS-B.
-
-    The first step screens ``raw_samples`` Sobol points; later steps reuse
-    them with the previous step's values as upper bounds (gains only shrink
-    as the batch grows) and start from the previous step's optima as well
-    (see :func:`~surrogate_al.acquisition.synthesis.synthesise`).
-
-    Args:
-        objective: the batch objective (holds pending points and λ).
-        q: batch size.
-        raw_samples: Sobol points screened for the starts.
-        restarts: L-BFGS-B starts per step.
-        seed: seed of the Sobol raw samples.
-        maxiter: L-BFGS-B iteration cap per step.
-
-    Returns:
-        :class:`BatchResult` (no pool indices).
-    """
-    q = _check_q(q)
-    chosen = objective.reference.new_zeros((0, objective.d))
-    gains: list[float] = []
-    previous = None
-    for _ in range(q):
-        S = chosen
-
-        def score(Xb: Tensor, S: Tensor = S) -> Tensor:
-            return objective.gain(Xb, S)
-
-        previous = synthesise(score, objective.d, raw_samples=raw_samples, restarts=restarts, seed=seed,
-                              maxiter=maxiter, dtype=objective.reference.dtype, previous=previous)
-        chosen = torch.cat([chosen, previous.X[:1]])
-        gains.append(float(previous.values[0]))
-    return BatchResult(X=chosen, gains=torch.tensor(gains))
