@@ -32,28 +32,13 @@ from surrogate_al.config.values import (
     list_not_string,
 )
 from surrogate_al.errors import SpaceError
-from surrogate_al.simulation.rules import (
-    PLACEHOLDERS,
-    REGEX_GROUPS,
-    WRAPPER_FILES,
-    InputFormat,
-    OutputFormat,
-    available_placeholders,
-    command_fields,
-    default_input_filename,
-    default_output_filename,
-    env_name_ok,
-    env_value_ok,
-    plain_field,
-    regex_groups,
-    spec_error,
-)
+from surrogate_al.simulation import rules
 from surrogate_al.space import Dimension
 
 __all__ = ["COMMAND_PLACEHOLDERS", "InputBounds", "SimulatorSpec"]
 
 #: Placeholders a script command may use besides the input names.
-COMMAND_PLACEHOLDERS: tuple[str, ...] = PLACEHOLDERS
+COMMAND_PLACEHOLDERS: tuple[str, ...] = rules.PLACEHOLDERS
 
 # What to do when a command names a file placeholder whose file the settings do not have.
 _UNAVAILABLE_PLACEHOLDERS = {
@@ -107,12 +92,12 @@ class SimulatorSpec(BaseModel):
     command: Annotated[
         tuple[StrictStr, ...] | None, list_not_string('["python", "sim.py", "{input}", "{output}"]')
     ] = Field(default=None, description='script kind: program and arguments, e.g. ["python", "sim.py", "{input}"]')
-    input_format: InputFormat = Field(default="json", description="how inputs are written")
+    input_format: rules.InputFormat = Field(default="json", description="how inputs are written")
     template: ExistingFile | None = Field(default=None, description="template file (input_format = 'template')")
     input_filename: RelativeFilename | None = Field(
         default=None, description="input file name in the run dir (default: by input_format)"
     )
-    output_format: OutputFormat = Field(
+    output_format: rules.OutputFormat = Field(
         default="json", description="how outputs are read"
     )
     output_filename: RelativeFilename | None = Field(
@@ -197,7 +182,7 @@ class SimulatorSpec(BaseModel):
             raise FieldError("the program name is empty; give the program to run first, e.g. 'python'", ("command", 0))
         for section in ("inputs", "fixed_inputs"):
             for name in getattr(self, section):
-                if name in PLACEHOLDERS:
+                if name in rules.PLACEHOLDERS:
                     raise FieldError(
                         f"the name {name!r} is reserved for the command placeholder {{{name}}}; rename the input",
                         (section, name),
@@ -207,7 +192,7 @@ class SimulatorSpec(BaseModel):
         self._check_command_placeholders()
         if self.env:
             for key in self.env:
-                if not (env_name_ok(key) and env_value_ok(self.env[key])):
+                if not (rules.env_name_ok(key) and rules.env_value_ok(self.env[key])):
                     raise FieldError(
                         f"{show(key)} is not a usable environment variable; names must be non-empty "
                         "without '=' and values without NUL characters",
@@ -223,36 +208,36 @@ class SimulatorSpec(BaseModel):
         if self.input_format == "none":
             only_when(self, ("input_filename",), "input_format is 'json' or 'template'", "input_format = 'json'")
         elif self.input_filename is None:
-            set_fields(self, input_filename=default_input_filename(self.input_format))
+            set_fields(self, input_filename=rules.default_input_filename(self.input_format))
         if self.output_filename is None:
-            set_fields(self, output_filename=default_output_filename(self.output_format))
+            set_fields(self, output_filename=rules.default_output_filename(self.output_format))
         if self.input_filename is not None and self.input_filename == self.output_filename:
             raise FieldError(
                 f"equals input_filename (got {show(self.output_filename)}); the two files need different names",
                 ("output_filename",),
             )
         for name in ("input_filename", "output_filename"):
-            if getattr(self, name) in WRAPPER_FILES:
+            if getattr(self, name) in rules.WRAPPER_FILES:
                 raise FieldError(
                     f"{show(getattr(self, name))} is taken by the wrapper's own log files "
-                    f"({', '.join(WRAPPER_FILES)}); use another name",
+                    f"({', '.join(rules.WRAPPER_FILES)}); use another name",
                     (name,),
                 )
 
     def _check_command_placeholders(self) -> None:
         """Every {name} in the command must be something the simulator fills in for each run."""
-        allowed = [*PLACEHOLDERS, *self.inputs, *self.fixed_inputs]
-        available = available_placeholders(
+        allowed = [*rules.PLACEHOLDERS, *self.inputs, *self.fixed_inputs]
+        available = rules.available_placeholders(
             input_file=self.input_filename is not None, output_file=self.output_filename is not None
         )
         # {input}/{output} name files; without the file there is nothing to substitute.
-        unavailable = {
-            name: fix for name, fix in _UNAVAILABLE_PLACEHOLDERS.items() if name not in available
-        }
+        unavailable = {name: fix for name, fix in _UNAVAILABLE_PLACEHOLDERS.items() if name not in available}
+        used: list[str] = []
         for i, arg in enumerate(self.command or ()):
             if "\x00" in arg:
                 raise FieldError(f"contains a NUL character (got {show(arg)}); remove it", ("command", i))
             for name in _placeholders(arg, ("command", i)):
+                used.append(name)
                 if name in unavailable:
                     raise FieldError(f"placeholder {{{name}}} cannot be filled: {unavailable[name]}", ("command", i))
                 if name not in allowed:
@@ -261,6 +246,14 @@ class SimulatorSpec(BaseModel):
                         f"{', '.join('{' + a + '}' for a in allowed)}; write {{{{ and }}}} for literal braces",
                         ("command", i),
                     )
+        # Without an input file the command line is the only way an input reaches the program.
+        unused = rules.unused_inputs(self.inputs, used) if self.input_format == "none" else []
+        if unused:
+            raise FieldError(
+                f"input_format = 'none' but inputs {unused} do not appear in the command, so the program would "
+                "never see them; add {name} arguments, e.g. \"{" + unused[0] + "}\", or use input_format = 'json'",
+                ("command",),
+            )
 
     def _check_output_parsing(self) -> None:
         if self.output_format == "regex":
@@ -278,13 +271,13 @@ class SimulatorSpec(BaseModel):
                         ("output_regex", name),
                     )
                 try:
-                    groups = regex_groups(pattern)
+                    groups = rules.regex_groups(pattern)
                 except re.error as exc:
                     raise FieldError(
                         f"pattern {show(pattern)} does not compile ({exc}); fix the regular expression",
                         ("output_regex", name),
                     ) from exc
-                if groups != REGEX_GROUPS:
+                if groups != rules.REGEX_GROUPS:
                     raise FieldError(
                         f"pattern {show(pattern)} has {groups} capture groups; it needs exactly one group "
                         "around the number, e.g. 'result: (\\S+)' (use (?:...) for other groups)",
@@ -309,7 +302,7 @@ class SimulatorSpec(BaseModel):
 def _placeholders(arg: str, path: tuple[str | int, ...]) -> list[str]:
     """Names of the ``{placeholders}`` in one command argument (str.format syntax)."""
     try:
-        fields = [f for f in command_fields(arg) if f.name is not None]
+        fields = [f for f in rules.command_fields(arg) if f.name is not None]
     except ValueError as exc:
         raise FieldError(
             f"bad braces in {show(arg)} ({exc}); write {{name}} for a placeholder and {{{{ }}}} for literal braces",
@@ -321,13 +314,13 @@ def _placeholders(arg: str, path: tuple[str | int, ...]) -> list[str]:
             raise FieldError(
                 f"placeholder {{{name}}} in {show(arg)} is not a plain name; use e.g. {{input}} or {{x1}}", path
             )
-        if not plain_field(field):
+        if not rules.plain_field(field):
             raise FieldError(
                 f"placeholder {{{name}}} in {show(arg)} uses a conversion or a nested field; only {{name}} and "
                 "{name:format} (e.g. {x1:.6e}) are allowed",
                 path,
             )
-        problem = spec_error(field.spec) if field.spec else ""
+        problem = rules.spec_error(field.spec) if field.spec else ""
         if problem:
             raise FieldError(
                 f"format spec {show(field.spec)} of {{{name}}} in {show(arg)} cannot format a number ({problem}); "
