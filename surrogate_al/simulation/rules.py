@@ -6,8 +6,7 @@ both check a script's settings. Each phrases its own messages -- an argument nam
 there, a workflow field path here -- but what is allowed is decided in this module
 only, so a workflow that validates builds a simulator that accepts it.
 
-Plain data and pure functions: importing this module imports neither torch nor
-the process machinery.
+Plain data and pure functions, no torch: loading a workflow imports this module.
 """
 
 from __future__ import annotations

@@ -16,10 +16,19 @@ import shutil
 import traceback
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from surrogate_al.errors import SimulatorError
+from surrogate_al.simulation.arguments import (
+    check_env,
+    check_nonnegative,
+    check_positive_int,
+    check_relative_filename,
+    check_workdir_root,
+    format_fields,
+    load_template,
+)
 from surrogate_al.simulation.base import NamedSimulator, check_callable_ref
 from surrogate_al.simulation.formats import (
     ParseFunction,
@@ -46,17 +55,11 @@ from surrogate_al.simulation.rules import (
     STDERR_FILE,
     STDOUT_FILE,
     WRAPPER_FILES,
-    CommandField,
     InputFormat,
     OutputFormat,
     available_placeholders,
-    command_fields,
     default_input_filename,
     default_output_filename,
-    env_name_ok,
-    env_value_ok,
-    filename_problem,
-    plain_field,
     regex_groups,
     spec_error,
     unused_inputs,
@@ -66,49 +69,6 @@ from surrogate_al.simulation.rundir import make_run_dir, read_output_file, read_
 __all__ = ["ScriptSimulator"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_relative_filename(value: Any, what: str) -> str:
-    """A file name confined to the run directory (relative, no ``..``)."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    problem = filename_problem(value) if isinstance(value, str) else "empty"
-    if problem == "empty":
-        raise SimulatorError(f"{what} = {value!r} must be a non-empty file name such as 'input.json'")
-    if problem == "nul":
-        raise SimulatorError(f"{what} = {value!r} contains a NUL byte")
-    if problem == "absolute":
-        raise SimulatorError(
-            f"{what} = {value!r} is absolute; give a name relative to the run directory (e.g. 'out.json'): "
-            "every file the wrapper touches stays inside that directory"
-        )
-    if problem == "parent":
-        raise SimulatorError(
-            f"{what} = {value!r} contains '..' and could point outside the run directory; "
-            "give a plain name relative to it (e.g. 'out.json' or 'results/out.json')"
-        )
-    if problem == "directory":
-        raise SimulatorError(f"{what} = {value!r} names a directory; give a file name")
-    return str(PurePath(value))
-
-
-def _format_fields(text: str, what: str) -> list[CommandField]:
-    """The pieces of a command argument (``str.format`` syntax), only plain placeholders allowed."""
-    try:
-        fields = command_fields(text)
-    except ValueError as exc:
-        raise SimulatorError(
-            f"{what} = {text!r}: {exc}; write {{{{ and }}}} for literal braces"
-        ) from None
-    for field in fields:
-        if field.name is not None and not plain_field(field):
-            conversion, spec = field.conversion, field.spec
-            raise SimulatorError(
-                f"{what} = {text!r}: placeholder {{{field.name}{'!' + conversion if conversion else ''}"
-                f"{':' + spec if spec else ''}}} uses a conversion or a nested field; only "
-                "{name} and {name:format} (e.g. {x1:.6e}) are allowed"
-            )
-    return fields
 
 
 class ScriptSimulator(NamedSimulator):
@@ -252,12 +212,12 @@ class ScriptSimulator(NamedSimulator):
                 f"input names {reserved} collide with the command placeholders {list(PLACEHOLDERS)}; rename them"
             )
         self.timeout = self._check_timeout(timeout)
-        self.kill_grace = self._check_nonnegative(kill_grace, "kill_grace")
-        self.max_output_bytes = self._check_positive_int(max_output_bytes, "max_output_bytes")
-        self.max_parse_bytes = self._check_positive_int(max_parse_bytes, "max_parse_bytes")
+        self.kill_grace = check_nonnegative(kill_grace, "kill_grace")
+        self.max_output_bytes = check_positive_int(max_output_bytes, "max_output_bytes")
+        self.max_parse_bytes = check_positive_int(max_parse_bytes, "max_parse_bytes")
         self.keep_workdirs = bool(keep_workdirs)
-        self.workdir_root = self._check_workdir_root(workdir_root)
-        self.env = self._check_env(env)
+        self.workdir_root = check_workdir_root(workdir_root)
+        self.env = check_env(env)
 
         # -- inputs -----------------------------------------------------------------------
         if input_format is None:
@@ -269,7 +229,7 @@ class ScriptSimulator(NamedSimulator):
         if input_format == "template":
             if template is None:
                 raise SimulatorError("input_format = 'template' needs template= (a file path or the template text)")
-            self.template = self._load_template(template)
+            self.template = load_template(template)
         elif template is not None:
             raise SimulatorError(
                 f"template given but input_format = {input_format!r}; pass input_format='template' or drop template"
@@ -279,7 +239,7 @@ class ScriptSimulator(NamedSimulator):
                 raise SimulatorError("input_filename given but input_format = 'none' writes no input file")
             self.input_filename: str | None = None
         else:
-            self.input_filename = _check_relative_filename(
+            self.input_filename = check_relative_filename(
                 default_input_filename(input_format) if input_filename is None else input_filename, "input_filename"
             )
 
@@ -290,7 +250,7 @@ class ScriptSimulator(NamedSimulator):
         if output_filename is None:
             output_filename = default_output_filename(output_format)
         self.output_filename: str | None = (
-            None if output_filename is None else _check_relative_filename(output_filename, "output_filename")
+            None if output_filename is None else check_relative_filename(output_filename, "output_filename")
         )
         self.output_regex: dict[str, str] | None = None
         if output_format == "regex":
@@ -315,63 +275,11 @@ class ScriptSimulator(NamedSimulator):
         self.command = self._check_command(command)
 
     # -- construction checks ------------------------------------------------------------
-    @staticmethod
-    def _check_nonnegative(value: Any, what: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise SimulatorError(f"{what} = {value!r} must be a number of seconds >= 0")
-        return float(value)
-
-    @staticmethod
-    def _check_positive_int(value: Any, what: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SimulatorError(f"{what} = {value!r} must be a positive integer (bytes)")
-        return value
-
-    @staticmethod
-    def _check_workdir_root(root: Any) -> str:
-        if root is None or not isinstance(root, (str, os.PathLike)) or not os.fspath(root):
-            raise SimulatorError(f"workdir_root = {root!r} must be a directory path (created when missing)")
-        path = Path(root).expanduser().absolute()
-        if path.exists() and not path.is_dir():
-            raise SimulatorError(f"workdir_root = {str(path)!r} exists and is not a directory")
-        return str(path)
-
-    @staticmethod
-    def _check_env(env: Any) -> dict[str, str]:
-        if env is None:
-            return {}
-        if not isinstance(env, Mapping):
-            raise SimulatorError(f"env must be a mapping {{NAME: value}}, got {type(env).__name__}")
-        for key, value in env.items():
-            if not isinstance(key, str) or not env_name_ok(key):
-                raise SimulatorError(f"env: variable name {key!r} is invalid; use a non-empty name without '='")
-            if not isinstance(value, str) or not env_value_ok(value):
-                raise SimulatorError(f"env[{key!r}] = {value!r} must be a string (convert numbers with str())")
-        return dict(env)
-
     def _known_fields(self) -> set[str]:
         available = available_placeholders(
             input_file=self.input_filename is not None, output_file=self.output_filename is not None
         )
         return set(self.input_names) | set(self.fixed_inputs) | set(available)
-
-    def _load_template(self, template: Any) -> str:
-        if isinstance(template, os.PathLike) or (
-            isinstance(template, str) and "\n" not in template and os.path.isfile(template)
-        ):
-            path = Path(template)
-            try:
-                return path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SimulatorError(f"template file {str(path)!r} cannot be read: {exc}") from None
-        if not isinstance(template, str):
-            raise SimulatorError(f"template must be a pathlib.Path or a str, got {type(template).__name__}")
-        if "\n" not in template and "$" not in template:
-            raise SimulatorError(
-                f"template = {template!r} is neither an existing file nor template text (it has no ${{name}} "
-                "fields); pass pathlib.Path(...) for a file, and check that the file exists"
-            )
-        return template
 
     def _check_regex(self, output_regex: Any) -> dict[str, str]:
         if not isinstance(output_regex, Mapping):
@@ -422,7 +330,7 @@ class ScriptSimulator(NamedSimulator):
         known = self._known_fields()
         used: set[str] = set()
         for i, arg in enumerate(args):
-            for field in _format_fields(arg, f"command[{i}]"):
+            for field in format_fields(arg, f"command[{i}]"):
                 name, spec = field.name, field.spec
                 if name is None:
                     continue
@@ -545,7 +453,7 @@ class ScriptSimulator(NamedSimulator):
         argv = []
         for i, arg in enumerate(self.command):
             parts = []
-            for field in _format_fields(arg, f"command[{i}]"):
+            for field in format_fields(arg, f"command[{i}]"):
                 parts.append(field.literal)
                 if field.name is not None:
                     value = names[field.name]
