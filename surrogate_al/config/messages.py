@@ -98,6 +98,7 @@ def toml_type(value: Any) -> str:
 
 
 def one_line(text: str) -> str:
+    """``text`` with line breaks turned into spaces (a ConfigError is one line)."""
     return text.replace("\r", " ").replace("\n", " ")
 
 

@@ -112,7 +112,12 @@ class SimulatorSpec(BaseModel):
     keep_workdirs: StrictBool = Field(default=False, description="keep run directories of successful runs")
     kill_grace: Seconds = Field(default=5.0, description="seconds between SIGTERM and SIGKILL on timeout")
     timeout: Seconds | None = Field(default=None, gt=0, description="seconds before a run is killed")
-    retries: StrictInt = Field(default=1, ge=0, description="extra attempts after a failed, timed-out or invalid run (a run that kills its worker gets 1 + max(1, retries) tries)")
+    retries: StrictInt = Field(
+        default=1,
+        ge=0,
+        description="extra attempts after a failed, timed-out or invalid run (a run that kills its worker gets "
+        "1 + max(1, retries) tries)",
+    )
     gpu: StrictBool = Field(default=False, description="runs need a GPU worker")
     deterministic: StrictBool = Field(
         default=False,

@@ -57,7 +57,9 @@ CASES: list[dict[str, Any]] = [
 
 def simulator_kwargs(settings: dict[str, Any], root: Path) -> dict[str, Any]:
     """ScriptSimulator's arguments for the raw ``[simulator]`` settings."""
-    names = ("command", "input_format", "input_filename", "output_format", "output_filename", "output_regex", "parse", "env")
+    names = (
+        "command", "input_format", "input_filename", "output_format", "output_filename", "output_regex", "parse", "env"
+    )
     kwargs = {name: settings[name] for name in names if name in settings}
     kwargs.update(input_names=list(settings["inputs"]), output_names=settings["outputs"], workdir_root=root)
     return kwargs
