@@ -36,10 +36,10 @@ from surrogate_al.config import (
 )
 from surrogate_al.errors import ConfigError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 GOOD = DATA / "workflows_good"
 BAD = DATA / "workflows_bad"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "workflow.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "workflow.md"
 
 # file stem -> (the field path the message must name, a fragment saying what is wrong or how to fix it)
 BAD_CASES: dict[str, tuple[str, str]] = {
