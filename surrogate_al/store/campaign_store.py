@@ -23,10 +23,10 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -54,7 +54,9 @@ from surrogate_al.store.tables import StoreMeta
 
 __all__ = ["CampaignStore"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
+
+_T = TypeVar("_T")
 
 _OPEN_STORES: weakref.WeakSet[CampaignStore] = weakref.WeakSet()
 
@@ -159,21 +161,16 @@ class CampaignStore:
         # naming it (StoreLockedError) tells more than "already exists".
         store._lock = Lock.acquire(store._lock_path, store.path, force_unlock=False)
         if not force and (store.path.exists() or store._disk.journal_path.exists()):
-            store._lock.release()
-            store._lock = None
+            store._release_lock()
             raise StoreError(
                 f"{store.path}: a campaign store already exists; resume it with `surrogate-al resume {store.path}`, "
                 "or delete it / pass force=True to start over"
             )
-        try:
-            # The spec as parsed back: exactly what a reopen will give.
+
+        def start() -> None:  # the spec as parsed back: exactly what a reopen will give
             store._disk.create(StoreMeta(uuid.uuid4().hex, time.time(), json.loads(spec_json), ins, outs))
-            store._adopt_meta()
-        except BaseException:
-            store._lock.release()
-            store._lock = None
-            raise
-        _OPEN_STORES.add(store)
+
+        store._start_locked(start)
         logger.info("%s: created campaign store (d=%d, m=%d)", store.path, len(ins), len(outs))
         return store
 
@@ -221,14 +218,7 @@ class CampaignStore:
             return store
         check_exists(store.path)  # before taking the lock: a typo must not leave a lock file behind
         store._lock = Lock.acquire(store._lock_path, store.path, force_unlock=force_unlock)
-        try:
-            applied = store._disk.open_for_writing()
-            store._adopt_meta()
-        except BaseException:
-            store._lock.release()
-            store._lock = None
-            raise
-        _OPEN_STORES.add(store)
+        applied = store._start_locked(store._disk.open_for_writing)
         logger.info(
             "%s: opened for writing (%d proposals, %d runs; %d journal records replayed)",
             store.path,
@@ -237,6 +227,22 @@ class CampaignStore:
             applied,
         )
         return store
+
+    def _start_locked(self, start: Callable[[], _T]) -> _T:
+        """Run ``start`` (create or replay) under the lock just taken; release the lock if it fails."""
+        try:
+            result = start()
+            self._adopt_meta()
+        except BaseException:
+            self._release_lock()
+            raise
+        _OPEN_STORES.add(self)
+        return result
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ----------------------------------------------------------------- writing records
 
@@ -573,9 +579,7 @@ class CampaignStore:
                 self._disk.fold()
             finally:
                 self._disk.close_journal()
-                if self._lock is not None:
-                    self._lock.release()
-                    self._lock = None
+                self._release_lock()
             logger.info("%s: closed (%d runs)", self.path, self._disk.ledger.tables["runs"].n)
 
     def __enter__(self) -> CampaignStore:

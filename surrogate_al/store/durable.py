@@ -24,7 +24,7 @@ from surrogate_al.store.tables import SCHEMA_VERSION, SnapshotContents, StoreMet
 
 __all__ = ["DurableStore"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
 
 _READ_RETRIES = 50  # a reader racing a live writer's snapshot retries this often
 _SNAPSHOT_COST_FACTOR = 20.0  # periodic snapshots take at most ~1/20 of the time

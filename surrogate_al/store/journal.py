@@ -24,7 +24,7 @@ from surrogate_al.store.fileio import fsync_path, no_space_hint, one_line, sidec
 
 __all__ = ["JournalWriter", "ParsedJournal", "decode_record", "encode_record", "header", "parse_journal"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
 
 
 def encode_record(rec: Mapping[str, Any]) -> bytes:

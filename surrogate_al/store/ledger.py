@@ -233,7 +233,11 @@ class Ledger:
         return (t.values("status")[-1], t.values("reason")[-1])
 
     def arrays(self) -> dict[str, NDArray[Any]]:
-        """Read-only copies of the :data:`ARRAY_COLUMNS` of every run (``(n,)``; ``X``: ``(n, d)``, ``Y``: ``(n, m)``)."""
+        """Read-only copies of the :data:`ARRAY_COLUMNS` of every run.
+
+        Returns:
+            Column name -> ``(n,)`` array; ``X`` is ``(n, d)`` and ``Y`` ``(n, m)``.
+        """
         t = self.tables["runs"]
         out = {}
         for name in ARRAY_COLUMNS:

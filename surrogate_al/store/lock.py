@@ -27,7 +27,7 @@ from surrogate_al.store.fileio import iso, no_space_hint, one_line, sidecar, wri
 
 __all__ = ["Lock", "LockInfo"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
 
 _LOCK_WAIT_S = 0.9  # create/open(mode="a") must give up within 1 s
 _LOCK_WRITE_GRACE_S = 2.0  # an unreadable lock younger than this is being written

@@ -196,23 +196,23 @@ class RunColumn(Column):
     Attributes:
         field: The :class:`RunRecord` attribute it fills (and, for a caller
             column, the keyword of ``add_run``).
-        by: ``"caller"``: an ``add_run`` keyword; ``"store"``: the store fills
-            it (the run id, the inputs copied from the proposal).
+        filled_by: ``"caller"``: an ``add_run`` keyword; ``"store"``: the store
+            fills it (the run id, the inputs copied from the proposal).
         default: The keyword's default; None: the keyword is required.
     """
 
-    field: str = ""
-    by: Literal["caller", "store"] = "caller"
+    field: str
+    filled_by: Literal["caller", "store"] = "caller"
     default: str | None = None
 
 
 RUN_COLUMNS: tuple[RunColumn, ...] = (
-    RunColumn("run_id", "int", "run_id", by="store"),
+    RunColumn("run_id", "int", "run_id", filled_by="store"),
     RunColumn("proposal_id", "int", "proposal_id"),
     RunColumn("attempt", "int", "attempt"),
     RunColumn("final", "bool", "final"),
     RunColumn("status", "str", "status"),
-    RunColumn("X", "in", "inputs", by="store"),
+    RunColumn("X", "in", "inputs", filled_by="store"),
     RunColumn("Y", "out", "outputs"),
     RunColumn("reason", "str", "reason", default=""),
     RunColumn("stderr_tail", "str", "stderr_tail", default=""),
@@ -237,7 +237,7 @@ def check_run_arguments(add_run: Callable[..., Any]) -> None:
     """
     params = [p for p in inspect.signature(add_run).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     got = [(p.name, None if p.default is inspect.Parameter.empty else p.default) for p in params]
-    want = [(c.field, c.default) for c in RUN_COLUMNS if c.by == "caller"]
+    want = [(c.field, c.default) for c in RUN_COLUMNS if c.filled_by == "caller"]
     if got != want:
         raise TypeError(f"add_run's keywords {got} disagree with the caller columns of RUN_COLUMNS {want}")
 
@@ -346,7 +346,7 @@ def run_values(given: Mapping[str, object], output_names: tuple[str, ...]) -> di
     values = {
         c.field: _SCALAR[c.kind](f"add_run: {c.field}", given[c.field])
         for c in RUN_COLUMNS
-        if c.by == "caller" and c.kind != "out"
+        if c.filled_by == "caller" and c.kind != "out"
     }
     status = values["status"]
     if status not in RUN_STATUSES:

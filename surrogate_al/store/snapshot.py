@@ -26,7 +26,7 @@ from surrogate_al.store.tables import CHUNK_BYTES, SnapshotContents, not_a_store
 
 __all__ = ["check_exists", "h5file", "read_snapshot", "write_snapshot"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
 
 # Errnos HDF5 reports when the file system does not support locks (Lustre/NFS
 # give 524, ENOTSUPP); only then is opening without HDF5 locks the right fallback.
