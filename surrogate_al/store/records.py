@@ -34,6 +34,7 @@ __all__ = [
     "ProposalRecord",
     "RunColumn",
     "RunRecord",
+    "as_bool",
     "as_float",
     "as_int",
     "as_text",
