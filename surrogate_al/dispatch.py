@@ -692,7 +692,7 @@ def fit_surrogate_on_worker(
     ``options`` picks the worker's GPU; ``state_dict`` holds CPU tensors, so
     the driver loads the result on its own device.
     """
-    from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+    from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
     from surrogate_al.surrogates import make_surrogate
 
     surrogate = make_surrogate(kind, **options)
@@ -727,7 +727,7 @@ class RemoteFitSurrogate:
 
     def fit(self, X: Any, Y: Any, Yvar: Any = None) -> RemoteFitSurrogate:
         """Fit on a GPU worker (warm-started from the current state) and load the result."""
-        from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+        from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
 
         try:
             warm = state_to_bytes(self.local.state_dict())

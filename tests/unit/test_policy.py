@@ -14,7 +14,7 @@ from surrogate_al.acquisition import (
     make_schedule,
     sobol_points,
 )
-from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError, ShapeError
 from surrogate_al.policy import (
