@@ -21,7 +21,8 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 from surrogate_al.campaign.lookahead import Lookahead
 from surrogate_al.policies.base import ModelPolicyLike, PolicyLike
@@ -65,7 +66,7 @@ class BackgroundChoiceExecutor(ProcessPoolExecutor):
                          initializer=_background_process_setup)
         self.submit(int)
 
-    def _live_processes(self) -> list[Any]:
+    def _live_processes(self) -> list[BaseProcess]:
         # The pool's processes: private, but kept since Python 3.2 (3.14 adds terminate_workers()).
         return [p for p in list((getattr(self, "_processes", None) or {}).values()) if p.is_alive()]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from surrogate_al.errors import CampaignError
 from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
@@ -38,11 +38,11 @@ __all__ = ["ROUND_KEY", "CheckpointContents", "ProposalRound"]
 ROUND_KEY = "_campaign_round"
 
 
-def _floats(values: Any) -> list[float] | None:
+def _floats(values: ArrayLike | None) -> list[float] | None:
     return None if values is None else np.asarray(values, dtype=float).reshape(-1).tolist()
 
 
-def _array(values: Any) -> NDArray[np.float64] | None:
+def _array(values: ArrayLike | None) -> NDArray[np.float64] | None:
     return None if values is None else np.asarray(values, dtype=float)
 
 

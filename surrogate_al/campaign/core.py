@@ -373,12 +373,8 @@ class Campaign:
             round=round_,
         )
         surrogate_state, policy_state = contents.payloads()
-        self.store.save_checkpoint(
-            version=contents.version,
-            n_results=contents.n_results,
-            surrogate_state=surrogate_state,
-            policy_state=policy_state,
-        )
+        self.store.save_checkpoint(version=contents.version, n_results=contents.n_results,
+                                   surrogate_state=surrogate_state, policy_state=policy_state)
 
     # ------------------------------------------------------------------------------------
     # ask / tell
