@@ -104,7 +104,7 @@ class _PendingChoice:
 
 @runtime_checkable
 class KindChoosing(Protocol):
-    """A surrogate that chooses its model kind from the data (:class:`AutoSurrogate` declares it).
+    """A surrogate that chooses its model kind from the data, as :class:`AutoSurrogate` does.
 
     The campaign checks for it with ``isinstance``: it makes the final fit
     choose afresh on all runs and, in the asynchronous loop, hands the choice
