@@ -472,7 +472,7 @@ def run_cell(problem: str, method: str, seed: int, q: int, budgets: Sequence[int
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")  # BoTorch/GPyTorch numerical warnings; the errors are measured anyway
     from surrogate_al.data import Dataset
-    from surrogate_al.factory import default_initial_design_size
+    from surrogate_al.campaign.build import default_initial_design_size
     from surrogate_al.policies import make_policy
 
     spec = METHODS[method]

@@ -200,7 +200,7 @@ def write_report(store_path: str | Path, out_dir: str | Path) -> list[Path]:
     Returns:
         The files written.
     """
-    from surrogate_al.factory import restore_surrogate
+    from surrogate_al.campaign.build import restore_surrogate
     from surrogate_al.store import CampaignStore
 
     out = Path(out_dir)
@@ -244,7 +244,7 @@ def predict_csv(store_path: str | Path, inputs_csv: str | Path) -> str:
     Columns: the inputs, then per output ``<name>_mean``, ``<name>_std``
     (total predictive std) and ``<name>_epistemic_std``.
     """
-    from surrogate_al.factory import load_points_file, restore_surrogate
+    from surrogate_al.campaign.build import load_points_file, restore_surrogate
     from surrogate_al.store import CampaignStore
 
     with CampaignStore.open(store_path, mode="r") as store:

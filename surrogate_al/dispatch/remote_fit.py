@@ -56,7 +56,7 @@ def fit_surrogate_on_worker(
     Returns:
         The fitted surrogate's ``state_dict``, serialised.
     """
-    from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+    from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
     from surrogate_al.surrogates import make_surrogate
 
     surrogate = make_surrogate(kind, **options)
@@ -67,16 +67,16 @@ def fit_surrogate_on_worker(
 
 
 def _chooses_kind(local: Surrogate) -> bool:
-    from surrogate_al.surrogates.selection import AutoSurrogate
+    from surrogate_al.surrogates.selection import KindChoosing
 
-    return isinstance(local, AutoSurrogate)
+    return isinstance(local, KindChoosing)
 
 
 class RemoteFitSurrogate:
     """A surrogate whose ``fit`` runs as a Dask task on a worker with a ``GPU`` resource.
 
     Constructing one around a surrogate that chooses its kind
-    (:class:`~surrogate_al.surrogates.selection.AutoSurrogate`) gives a
+    (:class:`~surrogate_al.surrogates.selection.KindChoosing`) gives a
     :class:`RemoteFitAutoSurrogate`.
 
     Args:
@@ -115,7 +115,7 @@ class RemoteFitSurrogate:
         Returns:
             ``self``, its local copy holding the fitted state.
         """
-        from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+        from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
 
         try:
             warm = state_to_bytes(self.local.state_dict())

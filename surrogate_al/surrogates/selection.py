@@ -1,24 +1,20 @@
 """A surrogate that picks its model by cross-validation on the runs so far.
 
-No one model class is best for every simulator. Measured on the label-
-efficiency benchmark (docs/benchmarks.md, "The deep ensemble"), the exact GP
-is the better model on smooth analytic functions (Branin, Borehole,
-Hartmann6) and the deep ensemble on the physics solvers and Friedman, by up to
-a factor of two in test error at the same runs. A scientist cannot know in
-advance which kind their simulator is, so :class:`AutoSurrogate` (registry
-kind ``"auto"``) measures it: on each reselection it fits every candidate
-kind ``folds`` times, each time without one fold of the runs, scores the
-held-out predictions by NRMSE (RMSE / standard deviation of the outputs,
-averaged over outputs) and keeps the best kind. It then fits that kind on
-all runs and serves every prediction from it, so the acquisition and the
-BoTorch adapter see an ordinary GP or ensemble.
+No one model class is best for every simulator: the exact GP is the better
+model on smooth analytic functions, the deep ensemble on rougher physics
+solvers (docs/decisions.md). A scientist cannot know in advance which kind
+their simulator is, so :class:`AutoSurrogate` (registry kind ``"auto"``)
+measures it: on each reselection it fits every candidate kind ``folds``
+times, each time without one fold of the runs, scores the held-out
+predictions by NRMSE (RMSE / standard deviation of the outputs, averaged over
+outputs) and keeps the best kind. It then fits that kind on all runs and
+serves every prediction from it, so the acquisition and the BoTorch adapter
+see an ordinary GP or ensemble.
 
 On a few dozen runs the held-out error is itself noisy, and on an adaptive
-design it is dominated by a handful of points: a GP that predicts Branin to
-0.3 % of its spread over the box scored 3 % in cross-validation, nearly
-all of it from two of 160 held-out points, and a rule that compared mean
-errors switched to an ensemble four times worse on the test set. So a kind
-later in ``candidates`` replaces an earlier one only if it is clearly
+design it is dominated by a handful of points, so a rule that compares mean
+errors switches kinds on the strength of two or three points. A kind later in
+``candidates`` therefore replaces an earlier one only if it is clearly
 better, in the spirit of the one-standard-error rule of model selection
 (Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10)
 but with a test that a few points cannot sway: its cross-validated NRMSE is lower
@@ -29,12 +25,8 @@ every kind gets the same folds). The GP, listed first by default, is kept
 until the data show the ensemble is better on most of the box. The default
 margin is half a standard error: on an adaptive design the held-out points
 sit where the function is hardest, both models err there, and a full
-standard error kept the GP at 40 runs on 3 of 5 Branin seeds and all 5
-Burgers seeds, where the ensemble's test error on the same runs was 0.26-0.94
-of the GP's. There the default policy's error was 1.84 and 1.13 of
-Sobol's with the same model choice; with half the margin 1.03 and 1.05,
-and 0.79 and 1.09 with the taper a declared deterministic simulator also
-gets (5 seeds; docs/benchmarks.md, "Eleventh session" and "Twelfth session").
+standard error keeps the GP where the ensemble is the better model
+(docs/decisions.md).
 
 Cross-validation costs ``folds`` fits per candidate, so it is not repeated
 at every refit: the choice is revisited when the number of training points
@@ -42,38 +34,32 @@ has grown by ``reselect_growth`` (1.5 by default) since the last choice,
 about ten times over a campaign of 8 to 320 runs. Between reselections only
 the chosen model is refitted, as it would be on its own. :meth:`choose_again`
 makes the next fit choose afresh whatever the growth: a campaign calls it
-before its final fit, so the model it delivers was chosen on all its runs (on
-the Branin benchmark the ensemble chosen at 80 runs would stand until 120 on 4
-of 5 seeds; chosen afresh at 112 it is the GP on all five, with a third to
-two thirds of the kept ensemble's test error).
+before its final fit, so the model it delivers was chosen on all its runs,
+not on the fraction of them it had at the last reselection.
 
 A campaign that proposes while runs are in flight (asynchronous mode) cannot
-afford to stop for the choice: cross-validating a GP and an ensemble costs
-11-21 s on 40-200 runs here, and with runs shorter than that the workers
-wait (the throughput benchmark's default ``auto`` kept them busy 28 % of the
-time, docs/benchmarks.md). :meth:`choose_in_background` hands the
-cross-validation to an executor (the campaign's: one separate process): a due
+afford to stop for the choice: cross-validating a GP and an ensemble takes
+seconds to tens of seconds, and with runs shorter than that the workers
+wait. :meth:`choose_in_background` hands the cross-validation to an executor
+(the campaign's: one separate process,
+:class:`~surrogate_al.campaign.background.BackgroundChoiceExecutor`): a due
 choice is submitted there, the model in use is refitted on all points as
 usual, and the first fit after the scores come back adopts their choice. The
 choice is then made on the runs of the fit that submitted it, a round or two
 behind, and until the first one is back the GP (the first candidate)
 serves; the final fit's choice (:meth:`choose_again`) is always made in
-place, on all runs.
+place, on all runs. :class:`KindChoosing` is the protocol the campaign checks
+for these capabilities.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import multiprocessing
-import os
-import signal
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from linear_operator.utils.errors import NotPSDError
@@ -90,7 +76,7 @@ from surrogate_al.surrogates.base import (
     resolve_device,
 )
 
-__all__ = ["AutoSurrogate", "BackgroundChoiceExecutor", "score_candidates"]
+__all__ = ["AutoSurrogate", "KindChoosing", "score_candidates"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,84 +102,28 @@ class _PendingChoice:
     shape: tuple[int, int]  # (d, m) of those points
 
 
-def _background_process_setup() -> None:
-    # The background process shares the machine with the caller and the simulator's
-    # workers: one core's worth of work, as the caller's own choice would take.
-    torch.set_num_threads(1)
+@runtime_checkable
+class KindChoosing(Protocol):
+    """A surrogate that chooses its model kind from the data, as :class:`AutoSurrogate` does.
 
+    The campaign checks for it with ``isinstance``: it makes the final fit
+    choose afresh on all runs and, in the asynchronous loop, hands the choice
+    to a background process.
 
-#: Seconds :meth:`BackgroundChoiceExecutor.terminate` waits for its process to be gone.
-TERMINATE_WAIT_SECONDS = 30.0
-
-
-class BackgroundChoiceExecutor(ProcessPoolExecutor):
-    """One separate process for :meth:`AutoSurrogate.choose_in_background`, torch on one thread.
-
-    Started with ``spawn`` (as Dask starts its local workers): a script that
-    runs a campaign needs the usual ``if __name__ == "__main__":`` guard. The
-    process is started at construction, with an empty task, because its start
-    (importing torch and BoTorch, 5-10 s on a busy 2-core machine) would
-    otherwise delay the first choice handed to it. End it with
-    :meth:`terminate`.
-
-    While the caller proposes, :meth:`paused` stops the process, so a
-    cross-validation never slows a proposal round. (On the throughput
-    benchmark's 2 cores, running beside the rounds it slowed the GP's 3-4x;
-    at the lowest priority instead, ``nice 19``, it got no CPU at all
-    beside CPU-bound work, which on a local cluster of busy simulators
-    would leave every choice undone.)
+    Attributes:
+        selected_at_n_: training points the kind in use was chosen on (0
+            while a kind serves unscored).
     """
 
-    def __init__(self) -> None:
-        super().__init__(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                         initializer=_background_process_setup)
-        self.submit(int)
+    selected_at_n_: int
 
-    def _live_processes(self) -> list[Any]:
-        # The pool's processes: private, but kept since Python 3.2 (3.14 adds terminate_workers()).
-        return [p for p in list((getattr(self, "_processes", None) or {}).values()) if p.is_alive()]
+    def choose_again(self) -> KindChoosing:
+        """Make the next fit choose the kind afresh, however few runs came since; returns ``self``."""
+        ...
 
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Stop the process (``SIGSTOP``) for the duration of the block, and continue it after.
-
-        A no-op where the platform has no job-control signals.
-        """
-        stop, cont = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
-        processes = self._live_processes() if stop is not None and cont is not None else []
-        stopped = []
-        try:
-            for process in processes:
-                with contextlib.suppress(ProcessLookupError):  # it may have just exited
-                    os.kill(process.pid, stop)
-                    stopped.append(process)
-            yield
-        finally:
-            for process in stopped:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, cont)
-
-    def terminate(self) -> None:
-        """Shut down now: a cross-validation in progress is abandoned, and the process is gone on return.
-
-        ``shutdown`` would let a running cross-validation finish (tens of
-        seconds, more on a busy machine), keeping the process and its CPU
-        after the campaign ended.
-        """
-        processes = self._live_processes()
-        self.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-            # A stopped process acts on SIGTERM only once continued.
-            with contextlib.suppress(ProcessLookupError, AttributeError):
-                os.kill(process.pid, signal.SIGCONT)
-        deadline = time.monotonic() + TERMINATE_WAIT_SECONDS
-        for process in processes:
-            # Polled, not join()ed: the pool's manager thread, woken by shutdown(), joins the
-            # same process, and when it reaps it first this thread's join returns at once
-            # with the exit status not yet recorded. is_alive() reaps or sees it recorded.
-            while process.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
+    def choose_in_background(self, executor: Executor | None) -> KindChoosing:
+        """Cross-validate on ``executor`` from now on (None: inside ``fit`` again); returns ``self``."""
+        ...
 
 
 def score_candidates(settings: dict[str, Any], X: Tensor, Y: Tensor, Yvar: Tensor | None) -> _Scores:
@@ -239,8 +169,7 @@ class AutoSurrogate:
         se_margin: by how many standard errors of a fair coin's count a later
             candidate must predict more held-out points better than an
             earlier one to be chosen over it (the sign test; >= 0; 0 chooses
-            the lowest cross-validated NRMSE; 0.5 by default, 1 until
-            2026-12).
+            the lowest cross-validated NRMSE; 0.5 by default).
         candidate_options: per kind, constructor options of that candidate
             (e.g. ``{"ensemble": {"num_members": 5}}``); ``seed``, ``device``,
             ``dtype`` and ``bounds`` are this model's and passed on.
@@ -379,8 +308,8 @@ class AutoSurrogate:
 
         Args:
             executor: runs :func:`score_candidates`, or None. A process
-                (:class:`BackgroundChoiceExecutor`) keeps the cross-validation
-                off the caller's core and its Python lock.
+                (:class:`~surrogate_al.campaign.background.BackgroundChoiceExecutor`)
+                keeps the cross-validation off the caller's core and its Python lock.
 
         Returns:
             ``self``.
@@ -496,10 +425,8 @@ class AutoSurrogate:
                 return False
             # At most one reselection step late: a choice on runs that have since grown by the
             # factor twice over (a choice on the first 3 runs arriving at 36) is scored again on
-            # the current runs instead. With runs much shorter than a cross-validation (the
-            # throughput benchmark's 0.5 s) no choice is in time, and the kind in use, the GP
-            # from the start, goes on serving; with runs of 2 s some were (docs/benchmarks.md,
-            # "Loop throughput").
+            # the current runs instead. With runs much shorter than a cross-validation no choice
+            # is in time, and the kind in use, the GP from the start, goes on serving.
             stale = self.reselect_growth > 1 and n >= self.reselect_growth**2 * pending.n
             if pending.shape == shape and not stale:
                 self._fit_best(X, Y, Yvar, scores, losses, reasons, chosen_on=pending.n)
@@ -751,7 +678,7 @@ class AutoSurrogate:
         self._drop_pending()  # scored on data the restored model may not have seen
         self.selected_ = kind
         self.selected_at_n_ = int(state["selected_at_n"])
-        self.choice_due_ = bool(state.get("choice_due", False))  # absent from states saved before it existed
+        self.choice_due_ = bool(state.get("choice_due", False))  # optional: older stored states lack it
         self.cv_scores_ = {str(k): float(v) for k, v in dict(state.get("cv_scores", {})).items()}
         shape = tuple(int(v) for v in state.get("fitted_shape", ()))
         # Without a recorded shape the next fit simply chooses again.

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 import torch
 
-from surrogate_al.factory import restore_surrogate
+from surrogate_al.campaign.build import restore_surrogate
 from surrogate_al.store import CampaignStore
 
 from .helpers import assert_exactly_budget, cli, kill_when_gate_holds, write_workflow

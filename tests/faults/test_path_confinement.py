@@ -36,7 +36,7 @@ from script_helpers import BEHAVE, INTEGRATION_SCRIPTS, behave
 from surrogate_al.campaign import Campaign
 from surrogate_al.config import load_workflow
 from surrogate_al.errors import ConfigError, SimulatorError
-from surrogate_al.factory import build_simulator
+from surrogate_al.campaign.build import build_simulator
 from surrogate_al.simulation import ScriptSimulator
 from surrogate_al.store import CampaignStore
 

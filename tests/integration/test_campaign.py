@@ -175,7 +175,7 @@ def test_async_auto_campaign_chooses_its_model_off_the_proposal_rounds(
     import textwrap
 
     from surrogate_al.campaign import Campaign
-    from surrogate_al.checkpoint import state_from_bytes
+    from surrogate_al.state_bytes import state_from_bytes
 
     wf = tmp_path / "bg.toml"
     wf.write_text(textwrap.dedent(f"""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from surrogate_al.config import load_workflow
-from surrogate_al.factory import build_policy, build_simulator
+from surrogate_al.campaign.build import build_policy, build_simulator
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.toml"))
 

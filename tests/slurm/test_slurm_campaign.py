@@ -44,7 +44,7 @@ from slurm_helpers import (
 
 from surrogate_al.config import parse_workflow
 from surrogate_al.dispatch import Dispatcher
-from surrogate_al.factory import build_simulator
+from surrogate_al.campaign.build import build_simulator
 from surrogate_al.store import CampaignStore
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(420)]

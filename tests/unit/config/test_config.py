@@ -362,7 +362,7 @@ def test_complete_workflow_parses_with_every_value(tmp_path: Path) -> None:
 
 
 def test_acquisition_settings_reach_the_policy(tmp_path: Path) -> None:
-    from surrogate_al.factory import build_policy
+    from surrogate_al.campaign.build import build_policy
 
     spec = load_workflow(write_complete(tmp_path))
     policy = build_policy(spec, spec.space())
@@ -372,7 +372,7 @@ def test_acquisition_settings_reach_the_policy(tmp_path: Path) -> None:
 
 
 def test_surprise_cap_reaches_the_policy(tmp_path: Path) -> None:
-    from surrogate_al.factory import build_policy
+    from surrogate_al.campaign.build import build_policy
 
     data = copy.deepcopy(MINIMAL)
     data["acquisition"] = {"surprise_cap": 100}  # an integer in TOML is a number here
@@ -384,7 +384,7 @@ def test_surprise_cap_reaches_the_policy(tmp_path: Path) -> None:
 
 
 def test_localisation_reaches_the_policy(tmp_path: Path) -> None:
-    from surrogate_al.factory import build_policy
+    from surrogate_al.campaign.build import build_policy
     for value in (0, 0.5):  # 0 (an integer in TOML) turns the taper off
         data = copy.deepcopy(MINIMAL)
         data["acquisition"] = {"localisation": value}

@@ -11,7 +11,7 @@ from policy_helpers import ensemble, f2, gp
 
 from surrogate_al.acquisition import expected_nn_spacing
 from surrogate_al.acquisition.qnipv import IndependentOutputsQNIPV
-from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
 from surrogate_al.data import Dataset
 from surrogate_al.errors import ConfigError, ShapeError
 from surrogate_al.policies import (

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -19,7 +18,6 @@ from surrogate_al.surrogates import (
     GaussianProcess,
     make_surrogate,
 )
-from surrogate_al.surrogates.selection import BackgroundChoiceExecutor, score_candidates
 
 DT = torch.float64
 BOUNDS = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=DT)
@@ -230,7 +228,7 @@ def test_a_chosen_kind_that_cannot_take_all_points_gives_way_to_the_next(caplog:
 
 
 def test_choice_survives_the_remote_fit_round_trip() -> None:
-    from surrogate_al.checkpoint import state_from_bytes
+    from surrogate_al.state_bytes import state_from_bytes
     from surrogate_al.dispatch import fit_surrogate_on_worker
 
     X, Y = _data(40)
@@ -253,7 +251,7 @@ def test_choose_again_makes_the_next_fit_choose_whatever_the_growth() -> None:
 
 
 def test_choose_again_survives_the_state_and_the_remote_fit() -> None:
-    from surrogate_al.checkpoint import state_from_bytes, state_to_bytes
+    from surrogate_al.state_bytes import state_from_bytes, state_to_bytes
     from surrogate_al.dispatch import fit_surrogate_on_worker
 
     X, Y = _data(40)
@@ -375,33 +373,3 @@ def test_a_broken_executor_falls_back_to_choosing_in_place(caplog: pytest.LogCap
     assert model.selected_at_n_ == 19 and "the background cross-validation failed (BrokenProcessPool" in caplog.text
     model.fit(X[:29], Y[:29])
     assert model.selected_at_n_ == 29 and not failing.held  # in place from now on
-
-
-def test_the_background_process_scores_as_the_selector_would_and_terminates_at_once() -> None:
-    X, Y = _data(30)
-    model = _auto()
-    executor = BackgroundChoiceExecutor()
-    try:
-        scores, losses, reasons = executor.submit(score_candidates, model.settings(), X, Y, None).result(timeout=120)
-        assert executor.submit(torch.get_num_threads).result(timeout=60) == 1  # one core's worth of work
-        # Stopped while the campaign proposes: nothing it was given moves on until the round is over.
-        with executor.paused():
-            quick = executor.submit(abs, -3)
-            time.sleep(2.0)
-            assert not quick.done()
-        assert quick.result(timeout=60) == 3
-        process = next(iter(executor._processes.values()))
-        running = executor.submit(time.sleep, 120)
-        time.sleep(0.5)
-        started = time.monotonic()
-        executor.terminate()
-        # Gone at once, not after the running task: the campaign's end does not wait for a choice.
-        assert time.monotonic() - started < 30 and not process.is_alive()
-        with pytest.raises((BrokenProcessPool, CancelledError)):
-            running.result(timeout=30)
-    finally:
-        executor.terminate()
-    here = model._score(X, Y, None)
-    assert scores == pytest.approx(here[0], rel=1e-9) and reasons == here[2]
-    for kind in ("gp", "ensemble"):
-        torch.testing.assert_close(losses[kind], here[1][kind])

@@ -1,10 +1,10 @@
-"""How many prepared points the asynchronous loop keeps queued (``campaign._Lookahead``)."""
+"""How many prepared points the asynchronous loop keeps queued (``campaign.lookahead.Lookahead``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from surrogate_al.campaign import _Lookahead
+from surrogate_al.campaign.lookahead import Lookahead as _Lookahead
 
 
 def test_two_points_per_worker_before_anything_was_measured() -> None:

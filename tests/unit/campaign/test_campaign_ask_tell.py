@@ -209,8 +209,8 @@ def _auto_surrogate(option: str = "") -> str:
 def test_auto_surrogate_from_the_workflow_chooses_and_checkpoints_its_choice(tmp_path: Path) -> None:
     import torch
 
-    from surrogate_al.checkpoint import state_from_bytes
-    from surrogate_al.factory import restore_surrogate
+    from surrogate_al.campaign.build import restore_surrogate
+    from surrogate_al.state_bytes import state_from_bytes
 
     c = make(tmp_path, policy="default", budget=10, extra=_auto_surrogate())
     drive(c)
@@ -228,7 +228,7 @@ def test_auto_surrogate_from_the_workflow_chooses_and_checkpoints_its_choice(tmp
 
 
 def test_the_final_fit_takes_every_run_and_chooses_afresh(tmp_path: Path) -> None:
-    from surrogate_al.checkpoint import state_from_bytes
+    from surrogate_al.state_bytes import state_from_bytes
 
     c = make(tmp_path, policy="default", budget=10, extra=_auto_surrogate("reselect_growth = 4.0"))
     drive(c)

@@ -1,4 +1,4 @@
-"""Checkpoint payloads: state dicts <-> bytes, as data only.
+"""State dicts <-> bytes, as data only (checkpoints, remote fits).
 
 ``torch.save`` of plain containers, tensors and numbers; read back with
 ``weights_only=True``, which refuses anything but tensors and plain data, so a

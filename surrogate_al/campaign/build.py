@@ -10,13 +10,20 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from surrogate_al.errors import ConfigError
 from surrogate_al.space import InputSpace
+
+if TYPE_CHECKING:
+    from surrogate_al.config import WorkflowSpec
+    from surrogate_al.policies.base import PolicyLike
+    from surrogate_al.simulation import PythonSimulator, ScriptSimulator
+    from surrogate_al.store import CampaignStore
+    from surrogate_al.surrogates.base import Surrogate
 
 __all__ = [
     "build_simulator",
@@ -33,7 +40,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def build_simulator(spec: Any, space: InputSpace) -> Any:
+def build_simulator(spec: WorkflowSpec, space: InputSpace) -> PythonSimulator | ScriptSimulator:
     """The simulator wrapper described by ``spec.simulator``."""
     from surrogate_al.simulation import PythonSimulator, ScriptSimulator
 
@@ -62,7 +69,7 @@ def build_simulator(spec: Any, space: InputSpace) -> Any:
     )
 
 
-def surrogate_options(spec: Any, d: int) -> dict[str, Any]:
+def surrogate_options(spec: WorkflowSpec, d: int) -> dict[str, Any]:
     """Constructor options of the campaign's surrogate for ``d`` unit-cube inputs."""
     import torch
 
@@ -74,7 +81,7 @@ def surrogate_options(spec: Any, d: int) -> dict[str, Any]:
     return options
 
 
-def build_surrogate(spec: Any, d: int) -> Any:
+def build_surrogate(spec: WorkflowSpec, d: int) -> Surrogate:
     """A fresh (unfitted) surrogate for ``d`` unit-cube inputs."""
     from surrogate_al.surrogates import make_surrogate
 
@@ -86,17 +93,17 @@ def default_initial_design_size(d: int) -> int:
     return max(2 * d + 2, 8)
 
 
-def initial_design_size(spec: Any, d: int) -> int:
+def initial_design_size(spec: WorkflowSpec, d: int) -> int:
     """Runs in the initial design: ``initial_design.size``, else :func:`default_initial_design_size`, capped at the budget."""
     c = spec.campaign
     size = c.initial_design.size if c.initial_design.size is not None else default_initial_design_size(d)
     return int(min(size, c.budget))
 
 
-def build_policy(spec: Any, space: InputSpace) -> Any:
+def build_policy(spec: WorkflowSpec, space: InputSpace) -> PolicyLike:
     """The acquisition policy named in ``spec.acquisition`` with its surrogate."""
     from surrogate_al.acquisition import make_schedule
-    from surrogate_al.policy import make_policy
+    from surrogate_al.policies import make_policy
 
     acq = spec.acquisition
     schedule = make_schedule(acq.lambda_schedule.kind, acq.lambda_schedule.start, acq.lambda_schedule.end)
@@ -166,7 +173,7 @@ def load_validation(path: str | Path, space: InputSpace, outputs: tuple[str, ...
     return space.check_array(table[:, : space.dim], "validation inputs"), table[:, space.dim :]
 
 
-def restore_surrogate(store: Any) -> tuple[Any, Any]:
+def restore_surrogate(store: CampaignStore) -> tuple[WorkflowSpec, Surrogate]:
     """The campaign's last fitted surrogate, rebuilt from the spec and checkpoint in ``store``.
 
     Returns:
@@ -175,7 +182,7 @@ def restore_surrogate(store: Any) -> tuple[Any, Any]:
     Raises:
         StoreError: the store holds no fitted surrogate yet.
     """
-    from surrogate_al.checkpoint import state_from_bytes
+    from surrogate_al.state_bytes import state_from_bytes
     from surrogate_al.config import spec_from_dict
     from surrogate_al.errors import StoreError
 
