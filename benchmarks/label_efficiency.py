@@ -215,7 +215,7 @@ METHODS: dict[str, Method] = {
         Method("logdet", policy="default", options={"information": "logdet"}),
         # Does the ensemble, whose disagreement on a dozen runs may be a weaker guide
         # than a GP's variance, want the coverage-led opening the GP default dropped?
-        # (Measured: no; docs/benchmarks.md, "The deep ensemble".)
+        # (Measured: no; docs/decisions.md, `surrogate.kind = "auto"`.)
         Method("anneal-up-ensemble", policy="default", options={"schedule": ANNEAL_UP_SCHEDULE}, surrogate="ensemble"),
         # The ensemble policy as it was until the ensemble's warm_start default became
         # False: each refit warm-started with 30 % of the training steps.
@@ -231,7 +231,7 @@ METHODS: dict[str, Method] = {
         Method("default-auto", policy="default", surrogate="auto", options={"deterministic": True}),
         Method("sobol-auto", design="sobol", surrogate="auto"),
         # The default policy for an undeclared simulator: no taper (it lets a heteroscedastic
-        # ensemble send runs into noise, docs/benchmarks.md "Ninth session").
+        # ensemble send runs into noise, docs/decisions.md, the taper).
         Method("default-auto-undeclared", policy="default", surrogate="auto"),
         # The default with the information gain weighted by the nearest run's leave-one-out
         # surprise (acquisition.surprise; off in the default until measured on all nine),
@@ -248,14 +248,14 @@ METHODS: dict[str, Method] = {
         # default-auto and sobol-auto with the GP candidate's noise fixed at 1e-6 of the output variance
         # (an interpolating GP, as a declared deterministic simulator allows) instead of learned with
         # BoTorch's floor of 1e-4, which on the stored designs costs the GP up to 2.7x in test error on the
-        # smooth problems (docs/benchmarks.md, "Thirteenth session").
+        # smooth problems (docs/decisions.md, λ = 0.9 constant).
         Method("default-auto-fixednoise", policy="default", surrogate="auto", options={"deterministic": True},
                surrogate_options={"candidate_options": {"gp": {"noise": 1e-6}}}),
         Method("sobol-auto-fixednoise", design="sobol", surrogate="auto",
                surrogate_options={"candidate_options": {"gp": {"noise": 1e-6}}}),
         # The headline default with the surprise weighting on, as a declared deterministic simulator
         # could have it (its one objection, that it draws batches into noise, cannot arise there;
-        # docs/benchmarks.md, "Eighth session"): the candidate for the deterministic default.
+        # docs/decisions.md, surprise_cap): the candidate for the deterministic default.
         Method("default-auto-det-surprise", policy="default", surrogate="auto",
                options={"deterministic": True, "surprise_cap": 100.0}),
         # default-auto and sobol-auto with AutoSurrogate's first choice rule: the lowest cross-validated

@@ -98,11 +98,10 @@ def _check_fixed(fixed: Mapping[str, Any] | None, input_names: tuple[str, ...]) 
     if not isinstance(fixed, Mapping):
         raise SimulatorError(f"fixed_inputs must be a mapping {{name: value}}, got {type(fixed).__name__}")
     out = dict(fixed)
-    for name in out:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise SimulatorError(f"fixed_inputs: {name!r} is not a valid identifier")
-    clash = sorted(set(out) & set(input_names))
-    if clash:
+    invalid = [name for name in out if not (isinstance(name, str) and name.isidentifier())]
+    if invalid:
+        raise SimulatorError(f"fixed_inputs: {invalid[0]!r} is not a valid identifier")
+    if clash := sorted(set(out) & set(input_names)):
         raise SimulatorError(
             f"fixed_inputs {clash} are also in input_names; an input is either varied by the campaign "
             "or fixed, not both"

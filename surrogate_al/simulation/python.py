@@ -10,14 +10,7 @@ from typing import Any
 
 from surrogate_al.errors import SimulatorError
 from surrogate_al.simulation.base import NamedSimulator, check_callable_ref, resolve_callable
-from surrogate_al.simulation.result import (
-    TAIL_BYTES,
-    RunClock,
-    SimulationResult,
-    collect_outputs,
-    exception_reason,
-    tail,
-)
+from surrogate_al.simulation.result import TAIL_BYTES, RunClock, SimulationResult, collect_outputs, exception_reason, tail
 
 __all__ = ["PythonSimulator"]
 

@@ -110,16 +110,8 @@ class DeepEnsemble(MLPSurrogateBase):
         self._num_networks = members
         self.bootstrap = bool(bootstrap)
         super().__init__(
-            hidden_layers=hidden_layers,
-            activation=activation,
-            weight_decay=weight_decay,
-            learning_rate=learning_rate,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            warm_start=warm_start,
-            seed=seed,
-            device=device,
-            dtype=dtype,
+            hidden_layers=hidden_layers, activation=activation, weight_decay=weight_decay, learning_rate=learning_rate,
+            max_epochs=max_epochs, batch_size=batch_size, warm_start=warm_start, seed=seed, device=device, dtype=dtype,
             bounds=bounds,
         )
 

@@ -68,15 +68,8 @@ from torch import Tensor
 
 from surrogate_al.errors import ConfigError, DataError
 from surrogate_al.surrogates.base import (
-    InputScaler,
-    OutputStandardizer,
-    Prediction,
-    as_tensor,
-    check_bounds,
-    check_inputs,
-    check_training_data,
-    require_fitted,
-    resolve_device,
+    InputScaler, OutputStandardizer, Prediction, as_tensor, check_bounds, check_inputs, check_training_data,
+    require_fitted, resolve_device,
 )
 
 __all__ = ["GaussianProcess", "KERNELS", "exact_gp_settings"]

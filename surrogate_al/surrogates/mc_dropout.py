@@ -73,10 +73,7 @@ class MCDropoutMLP(MLPSurrogateBase):
         batch_size: int | None = None,
         learning_rate: float = 1e-2,
         warm_start: bool = False,
-        seed: int = 0,
-        device: str | torch.device = "auto",
-        dtype: torch.dtype = torch.float64,
-        bounds: Any | None = None,
+        seed: int = 0, device: str | torch.device = "auto", dtype: torch.dtype = torch.float64, bounds: Any | None = None,
     ) -> None:
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 < float(dropout) < 1.0:
             raise ConfigError(f"MCDropoutMLP: dropout = {dropout!r}; expected a probability strictly between 0 and 1, e.g. 0.1")
@@ -86,16 +83,8 @@ class MCDropoutMLP(MLPSurrogateBase):
             raise ConfigError(f"MCDropoutMLP: num_passes = {num_passes!r}; need at least 2 passes for a variance (e.g. 50)")
         self.num_passes = passes
         super().__init__(
-            hidden_layers=hidden_layers,
-            activation=activation,
-            weight_decay=weight_decay,
-            learning_rate=learning_rate,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            warm_start=warm_start,
-            seed=seed,
-            device=device,
-            dtype=dtype,
+            hidden_layers=hidden_layers, activation=activation, weight_decay=weight_decay, learning_rate=learning_rate,
+            max_epochs=max_epochs, batch_size=batch_size, warm_start=warm_start, seed=seed, device=device, dtype=dtype,
             bounds=bounds,
         )
         self.masks_: list[Tensor] | None = None
