@@ -8,25 +8,11 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 import torch
+from auto_helpers import quick_auto as _auto
+from auto_helpers import smooth_data as _data
 
 from surrogate_al.campaign.background import BackgroundChoiceExecutor
-from surrogate_al.surrogates import AutoSurrogate, make_surrogate
 from surrogate_al.surrogates.selection import score_candidates
-
-DT = torch.float64
-BOUNDS = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=DT)
-SMALL_ENSEMBLE = {"num_members": 3, "max_epochs": 300, "hidden_layers": (16, 16)}
-
-
-def _data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    X = torch.rand(n, 2, generator=gen, dtype=DT)
-    return X, torch.sin(3 * X[:, :1]) + X[:, 1:] ** 2
-
-
-def _auto(**kwargs: object) -> AutoSurrogate:
-    options = {"folds": 3, "candidate_options": {"ensemble": SMALL_ENSEMBLE}} | kwargs
-    return make_surrogate("auto", bounds=BOUNDS, seed=0, device="cpu", **options)  # type: ignore[return-value]
 
 
 def test_the_background_process_scores_as_the_selector_would_and_terminates_at_once() -> None:

@@ -10,6 +10,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 import torch
+from auto_helpers import BOUNDS, DT, SMALL_ENSEMBLE
+from auto_helpers import quick_auto as _auto
+from auto_helpers import smooth_data as _data
 
 from surrogate_al.errors import ConfigError, DataError
 from surrogate_al.surrogates import (
@@ -18,21 +21,6 @@ from surrogate_al.surrogates import (
     GaussianProcess,
     make_surrogate,
 )
-
-DT = torch.float64
-BOUNDS = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=DT)
-SMALL_ENSEMBLE = {"num_members": 3, "max_epochs": 300, "hidden_layers": (16, 16)}
-
-
-def _data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    X = torch.rand(n, 2, generator=gen, dtype=DT)
-    return X, torch.sin(3 * X[:, :1]) + X[:, 1:] ** 2
-
-
-def _auto(**kwargs: object) -> AutoSurrogate:
-    options = {"folds": 3, "candidate_options": {"ensemble": SMALL_ENSEMBLE}} | kwargs
-    return make_surrogate("auto", bounds=BOUNDS, seed=0, device="cpu", **options)  # type: ignore[return-value]
 
 
 def test_picks_the_candidate_that_predicts_held_out_points_better() -> None:
