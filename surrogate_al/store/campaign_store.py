@@ -114,6 +114,11 @@ class CampaignStore:
         meta = self._disk.meta
         self.spec, self.input_names, self.output_names = meta.spec, meta.input_names, meta.output_names
 
+    @property
+    def store_id(self) -> str:
+        """The store's random hex id, fixed when it is created (its journal names it too)."""
+        return self._disk.meta.store_id
+
     # ----------------------------------------------------------------- construction
 
     @classmethod
