@@ -1,7 +1,12 @@
 """What a finished Dask future becomes in the store: a result, a ``lost`` run, or a lost scheduler.
 
 * A run that returned: its :class:`~surrogate_al.simulation.SimulationResult`,
-  recorded with the worker that ran it.
+  recorded with the worker that ran it, once the outcome's task key, proposal
+  id and attempt are those this driver submitted.
+* An outcome for another run (its key, proposal or attempt differ: a task of
+  another campaign or driver under the same key): never stored as this
+  proposal's output. It becomes a driver-side ``failed`` result whose reason
+  names both runs, logged as an error; the retry runs under a new key.
 * ``KilledWorker`` (the run's worker died on every one of its tries): a
   driver-side failure that settles the proposal with status ``lost``. Dask has
   already re-run it as often as ``simulator.retries`` allows
@@ -15,12 +20,14 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from surrogate_al.dispatch.runs import RunOutcome
 from surrogate_al.errors import CampaignError
 from surrogate_al.simulation import SimulationResult
 
@@ -32,6 +39,8 @@ __all__ = ["FAILED_STATUSES", "FinishedRun", "finished_run", "worker_death_tries
 #: Statuses of a settled run that are not a success ("invalid": the run finished but
 #: its output was unusable; "lost": its worker died on every try).
 FAILED_STATUSES = ("failed", "timeout", "invalid", "lost")
+
+logger = logging.getLogger(__name__)
 
 
 def worker_death_tries(retries: int) -> int:
@@ -84,14 +93,42 @@ class FinishedRun:
     final: bool | None = None
 
 
+def foreign_outcome_reason(outcome: object, key: str, proposal_id: int, attempt: int) -> str | None:
+    """Why ``outcome`` is not the result of the run submitted as ``key``; None when it is.
+
+    Args:
+        outcome: what the future returned.
+        key: the task key this driver submitted.
+        proposal_id: the proposal submitted under it.
+        attempt: the attempt submitted under it.
+    """
+    if not isinstance(outcome, RunOutcome):
+        got = f"a {type(outcome).__name__}, not a run outcome"
+    elif (outcome.key, outcome.proposal_id, outcome.attempt) != (key, proposal_id, attempt):
+        got = f"the outcome of task {outcome.key!r} (proposal {outcome.proposal_id} attempt {outcome.attempt})"
+    else:
+        return None
+    return (
+        f"result not accepted: task {key!r} (proposal {proposal_id} attempt {attempt}) returned {got}; "
+        "another campaign or driver on this scheduler uses the same task key; its output is not stored"
+    )
+
+
 def finished_run(
-    future: Future, *, proposal_id: int, submit_time: float, scheduler_address: str, store_path: str | Path
+    future: Future,
+    *,
+    proposal_id: int,
+    attempt: int,
+    submit_time: float,
+    scheduler_address: str,
+    store_path: str | Path,
 ) -> FinishedRun:
     """Turn a finished future into what is told (see the module docstring).
 
     Args:
         future: a done future of :meth:`~surrogate_al.dispatch.Dispatcher.submit`.
         proposal_id: the proposal it ran (named in the lost-scheduler message).
+        attempt: the attempt of that proposal it ran.
         submit_time: when it was submitted.
         scheduler_address: the scheduler, named in the lost-scheduler message.
         store_path: the campaign's store, named in the resume command.
@@ -118,6 +155,10 @@ def finished_run(
                 f"`surrogate-al resume {store_path}` continues once a scheduler is reachable"
             ) from exc
         return FinishedRun(driver_side_failure(f"task error {type(exc).__name__}: {exc}", submit_time))
+    foreign = foreign_outcome_reason(outcome, str(future.key), proposal_id, attempt)
+    if foreign is not None:
+        logger.error("%s", foreign)
+        return FinishedRun(driver_side_failure(foreign, submit_time))
     # A worker in a batch job is recorded with its job id: "tcp://10.0.0.5:40321 job=123456".
     worker = f"{outcome.worker} job={outcome.job_id}" if outcome.job_id else outcome.worker
     return FinishedRun(outcome.result, worker=worker)

@@ -59,6 +59,7 @@ def run_on_cluster(campaign: Campaign) -> CampaignOutcome:
     dispatcher = Dispatcher(
         spec.cluster,
         spec.campaign.name,
+        store_id=campaign.store.store_id,
         gpu_runs=bool(spec.simulator.gpu),
         allowed_failures=worker_death_tries(spec.simulator.retries) - 1,
     )
@@ -118,6 +119,7 @@ def _harvest(campaign: Campaign, future: Future, trial: Trial, submit_time: floa
     run = finished_run(
         future,
         proposal_id=trial.proposal_id,
+        attempt=trial.attempt,
         submit_time=submit_time,
         scheduler_address=campaign.scheduler_address_,
         store_path=campaign.store.path,

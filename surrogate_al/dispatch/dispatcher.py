@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,10 @@ class Dispatcher:
     Args:
         cluster_spec: the workflow's ``cluster`` section (``surrogate_al.config``).
         campaign_name: used in task keys.
+        store_id: the campaign store's id (``CampaignStore.store_id``), in every
+            task key so that two campaigns on one scheduler never share a key
+            (:func:`~surrogate_al.dispatch.runs.run_key`). ``None``: a random id
+            of this dispatcher.
         gpu_runs: whether every simulator run asks for one ``GPU`` resource.
         allowed_failures: how many times Dask re-runs a task after the worker
             running it died (``distributed.scheduler.allowed-failures``) before
@@ -70,6 +75,7 @@ class Dispatcher:
         cluster_spec: ClusterSpec,
         campaign_name: str,
         *,
+        store_id: str | None = None,
         gpu_runs: bool = False,
         allowed_failures: int | None = None,
     ) -> None:
@@ -77,6 +83,8 @@ class Dispatcher:
             raise ValueError(f"allowed_failures = {allowed_failures} must be >= 0 or None")
         self.cluster_spec = cluster_spec
         self.campaign_name = campaign_name
+        self.store_id = store_id if store_id is not None else uuid.uuid4().hex
+        run_key(campaign_name, 0, 1, store_id=self.store_id)  # a bad id fails here, not at the first submit
         self.gpu_runs = gpu_runs
         self.allowed_failures = allowed_failures
         self.client_: Client | None = None
@@ -207,13 +215,20 @@ class Dispatcher:
         return self.client_
 
     def submit(self, simulator: Simulator, inputs: Mapping[str, Any], proposal_id: int, attempt: int) -> Future:
-        """Submit one attempt of one proposal; returns its Dask future."""
-        key = run_key(self.campaign_name, proposal_id, attempt)
+        """Submit one attempt of one proposal; returns its Dask future.
+
+        The future's ``key`` is the run's :func:`~surrogate_al.dispatch.runs.run_key`;
+        the :class:`~surrogate_al.dispatch.runs.RunOutcome` it returns names that
+        key, the proposal and the attempt, for the campaign to check.
+        """
+        key = run_key(self.campaign_name, proposal_id, attempt, store_id=self.store_id)
         return self.client.submit(
             execute_run,
             simulator,
             dict(inputs),
             key,
+            proposal_id=proposal_id,
+            attempt=attempt,
             key=key,
             pure=False,
             resources={"GPU": 1} if self.gpu_runs else None,
