@@ -1,6 +1,7 @@
 """The campaign store: one HDF5 file per campaign plus, while a driver runs, its journal and lock."""
 
 from surrogate_al.store.campaign_store import CampaignStore
+from surrogate_al.store.lock import LockLostError
 from surrogate_al.store.records import CAMPAIGN_STATES, RUN_STATUSES, Checkpoint, ProposalRecord, RunRecord
 from surrogate_al.store.tables import FORMAT, SCHEMA_VERSION
 
@@ -11,6 +12,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CampaignStore",
     "Checkpoint",
+    "LockLostError",
     "ProposalRecord",
     "RunRecord",
 ]

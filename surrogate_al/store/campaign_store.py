@@ -4,7 +4,8 @@ Everything a campaign knows lives in ``STORE.h5``: the spec, the proposals
 with their scores, every attempt of every run (inputs, outputs, status,
 timings, worker), checkpoints, metrics, events and the campaign state.
 :class:`CampaignStore` checks every argument, keeps a second driver out with
-the lock file ``STORE.h5.lock`` (:mod:`.lock`; read-only opens take no lock)
+the lock file ``STORE.h5.lock`` (:mod:`.lock`; read-only opens take no lock),
+which also fences every write (a writer whose lock was taken over stops)
 and hands records to :class:`~surrogate_al.store.durable.DurableStore`, which
 journals each one durably before the call returns and keeps the ``.h5``
 snapshot, never modified in place, up to date (see ``docs/store.md`` for the
@@ -164,7 +165,7 @@ class CampaignStore:
         ins, outs = names("input_names", input_names), names("output_names", output_names)
         # The lock before the existence check: when a live driver is writing this store,
         # naming it (StoreLockedError) tells more than "already exists".
-        store._lock = Lock.acquire(store._lock_path, store.path, force_unlock=False)
+        store._take_lock(force_unlock=False)
         if not force and (store.path.exists() or store._disk.journal_path.exists()):
             store._release_lock()
             raise StoreError(
@@ -200,7 +201,9 @@ class CampaignStore:
             path: The ``.h5`` file.
             mode: ``"r"`` (read-only) or ``"a"`` (resume writing).
             force_unlock: Break a lock held by a driver on another host (only
-                when you know it is gone).
+                when you know it is gone; one still alive stops at its next
+                write with :class:`~surrogate_al.store.lock.LockLostError`).
+                A live holder on this host is never broken.
             keep_checkpoints: How many of the latest checkpoints the ``.h5`` keeps.
             snapshot_interval: See :meth:`create`.
 
@@ -222,7 +225,7 @@ class CampaignStore:
             store._adopt_meta()
             return store
         check_exists(store.path)  # before taking the lock: a typo must not leave a lock file behind
-        store._lock = Lock.acquire(store._lock_path, store.path, force_unlock=force_unlock)
+        store._take_lock(force_unlock=force_unlock)
         applied = store._start_locked(store._disk.open_for_writing)
         logger.info(
             "%s: opened for writing (%d proposals, %d runs; %d journal records replayed)",
@@ -243,6 +246,12 @@ class CampaignStore:
             raise
         _OPEN_STORES.add(self)
         return result
+
+    def _take_lock(self, *, force_unlock: bool) -> None:
+        """Take the lock and fence every later write of this store with it."""
+        self._lock = Lock.acquire(self._lock_path, self.path, force_unlock=force_unlock)
+        self._disk.fence = self._lock.check
+        self._disk.lock_token = self._lock.info.token
 
     def _release_lock(self) -> None:
         if self._lock is not None:
@@ -571,7 +580,9 @@ class CampaignStore:
 
         After a successful close the campaign is the single ``.h5`` file. If the
         final snapshot fails the journal is kept (nothing is lost) and the error
-        is raised; the lock is released either way. Idempotent.
+        is raised; the lock is released either way. A store whose lock was taken
+        over (:class:`~surrogate_al.store.lock.LockLostError`) writes nothing
+        more: close only closes its journal. Idempotent.
         """
         with self._mutex:
             if self._closed:
@@ -579,6 +590,12 @@ class CampaignStore:
             self._closed = True
             _OPEN_STORES.discard(self)
             if self._mode != "a":
+                return
+            if self._lock is not None and self._lock.lost:
+                # Another driver holds the store now: fold nothing, leave its lock alone.
+                self._disk.close_journal()
+                self._lock = None
+                logger.info("%s: closed without folding: the lock was taken over", self.path)
                 return
             try:
                 self._disk.fold()

@@ -5,6 +5,13 @@ record is journaled (fsync'd) before it is applied to memory, so it is durable
 when :meth:`DurableStore.record` returns. Opening for writing replays the
 records a killed driver left, writes a fresh snapshot and a fresh journal;
 :meth:`DurableStore.fold` writes the final snapshot and removes the journal.
+
+Every write is fenced by :attr:`DurableStore.fence` (the writer's lock check):
+before a record is written and again after its fsync, before it is applied
+and acknowledged, so an acknowledged record was in the journal while this
+writer still held the lock, where the next holder reads it; and before every
+snapshot, rename and journal removal, so a writer whose lock was taken over
+replaces nothing of the new holder's.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import binascii
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,7 @@ from surrogate_al.errors import CorruptJournalError, StoreError
 from surrogate_al.store.fileio import fsync_path, one_line, sidecar
 from surrogate_al.store.journal import JournalWriter, header, parse_journal
 from surrogate_al.store.ledger import Ledger
+from surrogate_al.store.lock import LockLostError
 from surrogate_al.store.snapshot import read_snapshot, write_snapshot
 from surrogate_al.store.tables import SCHEMA_VERSION, SnapshotContents, StoreMeta, make_tables
 
@@ -30,6 +39,10 @@ _READ_RETRIES = 50  # a reader racing a live writer's snapshot retries this ofte
 _SNAPSHOT_COST_FACTOR = 20.0  # periodic snapshots take at most ~1/20 of the time
 
 
+def _unfenced(*, full: bool = False) -> None:
+    """The fence of a store without a lock (read-only): nothing to check."""
+
+
 class DurableStore:
     """The snapshot ``path`` and its journal, with the records in memory (:attr:`ledger`).
 
@@ -39,7 +52,15 @@ class DurableStore:
         path: The ``.h5`` file.
         keep_checkpoints: How many of the latest checkpoints to keep.
         snapshot_interval: Minimum seconds between automatic snapshots (0: after every record).
+
+    Attributes:
+        fence: Raises unless this writer still holds the lock (``full=True``:
+            compare the lock file's content, not only its stat); set by the
+            lock holder.
+        lock_token: The writer's lock token, written into each journal header.
     """
+
+    fence: Callable[..., None]
 
     def __init__(self, path: Path, keep_checkpoints: int, snapshot_interval: float) -> None:
         self.path = path
@@ -53,6 +74,8 @@ class DurableStore:
         self.snap_seq = -1  # last record in the .h5 on disk
         self.meta = StoreMeta("", 0.0, {}, (), ())
         self.ledger = Ledger(path, make_tables(0, 0), keep_checkpoints)
+        self.fence = _unfenced
+        self.lock_token = ""
 
     def _remove_leftovers(self, *extra: Path) -> None:
         for leftover in (*extra, self._tmp_path, sidecar(self.journal_path, ".tmp")):
@@ -151,12 +174,19 @@ class DurableStore:
         """
         assert self._journal is not None
         rec = {"seq": self.seq + 1, "kind": kind, "rows": rows}
-        self._journal.append(rec)  # durable from here on: acknowledged when we return
+        self.fence()
+        self._journal.append(rec)
+        # Durable and still ours: the next holder reads the journal only after breaking
+        # this lock, so from here the record is acknowledged.
+        self.fence()
         self.ledger.apply(rec)
         self.seq += 1
         if time.monotonic() >= self._next_snapshot:
             try:
                 self.snapshot()
+            except LockLostError:
+                # The record was acknowledged under the lock; the next write reports the loss.
+                logger.debug("%s: periodic snapshot skipped: the lock was taken over", self.path)
             except Exception as exc:  # h5py raises OSError, RuntimeError, ... on a full disk
                 # The record is safe in the journal; a failed snapshot is retried later.
                 self._next_snapshot = time.monotonic() + max(self._interval, 5.0)
@@ -165,7 +195,9 @@ class DurableStore:
 
     def _start_journal(self) -> None:
         """Replace the journal by an empty one that starts at the snapshot's sequence number."""
-        new = JournalWriter.start(self.journal_path, header(self.seq, self.meta.store_id, SCHEMA_VERSION))
+        new = JournalWriter.start(
+            self.journal_path, header(self.seq, self.meta.store_id, SCHEMA_VERSION, self.lock_token), self.fence
+        )
         self.close_journal()
         self._journal = new
 
@@ -176,7 +208,8 @@ class DurableStore:
             StoreError: The snapshot or the new journal could not be written.
         """
         t0 = time.monotonic()
-        write_snapshot(self.path, self._tmp_path, SnapshotContents(self.meta, self.seq, self.ledger.tables))
+        self.fence(full=True)
+        write_snapshot(self.path, self._tmp_path, SnapshotContents(self.meta, self.seq, self.ledger.tables), self.fence)
         self.snap_seq = self.seq
         if restart_journal:
             self._start_journal()
@@ -196,6 +229,7 @@ class DurableStore:
         if self.snap_seq != self.seq:
             self.snapshot(restart_journal=False)
         self.close_journal()
+        self.fence()  # the journal at this path may be a new holder's
         self.journal_path.unlink(missing_ok=True)
         fsync_path(self.path.parent)
 

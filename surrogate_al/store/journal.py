@@ -1,7 +1,9 @@
 """The journal ``STORE.h5.journal``: one CRC-checked JSON line per record, fsync'd before it is acknowledged.
 
-The first line is a header (``kind == "header"``) naming the store and the
-sequence number of the snapshot the journal continues; every later line is a
+The first line is a header (``kind == "header"``) naming the store, the
+sequence number of the snapshot the journal continues and the token of the
+writer's lock (``lock_token``; headers written before it existed lack it and
+load the same); every later line is a
 record with the next sequence number. Only the last line may be torn (a write
 cut short by a kill): it was never acknowledged and is dropped on reading.
 """
@@ -14,7 +16,7 @@ import os
 import socket
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,12 @@ def decode_record(line: bytes) -> dict[str, Any]:
     return rec
 
 
-def header(seq: int, store_id: str, schema_version: int) -> dict[str, Any]:
-    """The first record of a journal that continues the snapshot holding records up to ``seq``."""
+def header(seq: int, store_id: str, schema_version: int, lock_token: str = "") -> dict[str, Any]:
+    """The first record of a journal that continues the snapshot holding records up to ``seq``.
+
+    ``lock_token`` names the lock of the writer that starts the journal, so a
+    journal tells which lock holder wrote it.
+    """
     return {
         "seq": seq,
         "kind": "header",
@@ -69,6 +75,7 @@ def header(seq: int, store_id: str, schema_version: int) -> dict[str, Any]:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": time.time(),
+        "lock_token": lock_token,
     }
 
 
@@ -141,8 +148,14 @@ class JournalWriter:
         self._broken = ""
 
     @classmethod
-    def start(cls, path: Path, first: Mapping[str, Any]) -> JournalWriter:
+    def start(cls, path: Path, first: Mapping[str, Any], before_replace: Callable[[], None] = lambda: None) -> JournalWriter:
         """Atomically replace the journal by one holding only the header ``first``.
+
+        Args:
+            path: The journal.
+            first: The header record.
+            before_replace: Called right before the new journal replaces the
+                old one (the writer's fence); what it raises leaves the old one.
 
         Raises:
             StoreError: The new journal could not be written; the old one is in place.
@@ -154,10 +167,13 @@ class JournalWriter:
             try:
                 write_all(fd, line)
                 os.fsync(fd)
+                before_replace()
                 os.replace(tmp, path)
             except BaseException:
                 os.close(fd)
                 raise
+        except StoreError:
+            raise  # the fence: the file at ``tmp`` may be the new holder's by now
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(

@@ -1,10 +1,20 @@
 """The lock file ``STORE.h5.lock``: one writing driver per store, stale locks broken safely.
 
 The lock is created with ``O_CREAT | O_EXCL`` and holds the owner's pid, host,
-process start time and a random token as JSON. A lock whose process is gone
-(or whose pid now belongs to another program) is stale and broken; a lock of
-another host cannot be checked and is only broken on request (``force_unlock``).
+process start time, batch job id and a random token as JSON. A lock whose
+process is gone (or whose pid now belongs to another program) is stale and
+broken; a live holder on this host is never broken; a lock of another host
+cannot be checked and is only broken on request (``force_unlock``).
 Read-only opens take no lock.
+
+The lock also fences its holder: :meth:`Lock.check` runs before and after
+every journal append and before every snapshot or journal replace, and raises
+:class:`LockLostError` once the lock file no longer holds this writer's
+bytes (broken by another driver's ``force_unlock``, or removed by hand). Per
+check it costs an ``open`` + ``fstat`` + ``close`` of the lock file (open,
+not a plain stat, because NFS revalidates cached attributes on open), the
+inode, size, mtime and ctime compared with those last seen to hold our
+bytes; the file is read only when they changed, and always before a snapshot.
 """
 
 from __future__ import annotations
@@ -25,12 +35,26 @@ import psutil
 from surrogate_al.errors import StoreError, StoreLockedError
 from surrogate_al.store.fileio import iso, no_space_hint, one_line, sidecar, write_all
 
-__all__ = ["Lock", "LockInfo"]
+__all__ = ["Lock", "LockInfo", "LockLostError"]
 
 logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
 
 _LOCK_WAIT_S = 0.9  # create/open(mode="a") must give up within 1 s
 _LOCK_WRITE_GRACE_S = 2.0  # an unreadable lock younger than this is being written
+
+_StatKey = tuple[int, int, int, int, int]
+
+
+class LockLostError(StoreError):
+    """This writer's lock was broken or taken over: it stops and writes nothing more.
+
+    Raised by every write of a store whose lock file no longer holds this
+    writer's token; the store's new holder (or a ``resume``) owns the store.
+    """
+
+
+def _stat_key(st: os.stat_result) -> _StatKey:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -43,7 +67,9 @@ class LockInfo:
         started: Epoch seconds when the lock was taken.
         command: The owner's command line (at most 300 characters).
         create_time: The owner's process start time (tells a reused pid apart; 0: unknown).
-        token: A random hex string that makes every lock's content unique.
+        token: A random hex string that makes every lock's content unique (the
+            journal header names it too).
+        job: The batch job id of the owner (``SLURM_JOB_ID``; "" outside a job).
     """
 
     pid: int
@@ -52,19 +78,28 @@ class LockInfo:
     command: str
     create_time: float
     token: str
+    job: str = ""
 
     def describe(self) -> str:
         """The owner in words, for error messages."""
-        return f"pid {self.pid} on host {self.host} since {iso(self.started)} ({self.command})"
+        job = f", SLURM job {self.job}" if self.job else ""
+        return f"pid {self.pid} on host {self.host} since {iso(self.started)} ({self.command}{job})"
+
+    def how_to_check(self) -> str:
+        """The commands that tell whether the owner is still alive on its host."""
+        how = f"`ssh {self.host} ps -o pid,lstart,args -p {self.pid}`"
+        return how + (f" or `squeue -j {self.job}`" if self.job else "")
 
 
 class Lock:
     """``STORE.h5.lock``: one writing driver per store, stale locks broken safely."""
 
-    def __init__(self, path: Path, raw: bytes, info: LockInfo) -> None:
+    def __init__(self, path: Path, raw: bytes, info: LockInfo, seen: _StatKey) -> None:
         self.path = path
         self._raw = raw
         self.info = info
+        self._seen = seen  # the lock file's stat when its content was last found to be ours
+        self._lost = ""  # why the lock is no longer ours; "" while it is
 
     @classmethod
     def acquire(cls, path: Path, store: Path, *, force_unlock: bool) -> Lock:
@@ -77,6 +112,7 @@ class Lock:
             command=one_line(" ".join(sys.argv))[:300],
             create_time=me.create_time(),
             token=uuid.uuid4().hex,
+            job=one_line(os.environ.get("SLURM_JOB_ID", ""))[:64],
         )
         raw = json.dumps(info.__dict__).encode()
         t0 = time.monotonic()
@@ -96,6 +132,7 @@ class Lock:
                 try:
                     write_all(fd, raw)
                     os.fsync(fd)
+                    seen_stat = _stat_key(os.fstat(fd))
                 except BaseException as exc:
                     path.unlink(missing_ok=True)  # an empty lock would block others for a while
                     if isinstance(exc, OSError):
@@ -106,7 +143,7 @@ class Lock:
                     raise
                 finally:
                     os.close(fd)
-                return cls(path, raw, info)
+                return cls(path, raw, info, seen_stat)
             try:
                 seen = path.read_bytes()
                 age = time.time() - path.stat().st_mtime
@@ -136,11 +173,13 @@ class Lock:
                     continue
                 logger.debug("%s: lock refused after %.3f s (foreign holder)", store, time.monotonic() - t0)
                 raise StoreLockedError(
-                    f"{store}: locked by {holder.describe()}, a host this one cannot check; if that driver is "
-                    "gone, pass force_unlock=True (CLI: --force-unlock) to break the lock"
+                    f"{store}: locked by {holder.describe()}, a host this one cannot check; check it with "
+                    f"{holder.how_to_check()}; if that driver is gone, pass force_unlock=True (CLI: --force-unlock) "
+                    "to break the lock (a driver that is still alive then stops at its next write)"
                 )
             hint = (
-                "force_unlock only breaks locks of drivers that are gone — stop that process first"
+                "that process is alive (same pid and start time), and force_unlock only breaks locks of drivers "
+                "that are gone — stop that process first"
                 if force_unlock
                 else "wait for that driver to finish or stop it"
             )
@@ -160,6 +199,7 @@ class Lock:
                 command=str(d.get("command", "")),
                 create_time=float(d.get("create_time", 0.0)),
                 token=str(d.get("token", "")),
+                job=str(d.get("job", "")),
             )
         except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: deeply nested JSON
             return None
@@ -207,8 +247,75 @@ class Lock:
                 logger.warning("%s: a lock changed hands while a stale lock was being broken", path)
         aside.unlink(missing_ok=True)
 
+    @property
+    def lost(self) -> str:
+        """Why this lock is no longer ours (the :class:`LockLostError` message); "" while it is."""
+        return self._lost
+
+    def check(self, *, full: bool = False) -> None:
+        """Raise :class:`LockLostError` unless the lock file still holds this writer's bytes.
+
+        An ``open`` + ``fstat`` + ``close`` when the file is unchanged since the
+        last check; the file is read when its inode, size, mtime or ctime
+        changed, or with ``full``. Once lost, the lock stays lost.
+
+        Args:
+            full: Read and compare the content even when the stat is unchanged
+                (before snapshots, where a rare extra read costs nothing).
+
+        Raises:
+            LockLostError: The lock was broken or taken over.
+            StoreError: The lock file cannot be read (the write is not done; retrying may succeed).
+        """
+        if self._lost:
+            raise LockLostError(self._lost)
+        # open + fstat rather than stat: NFS revalidates cached attributes on open
+        # (close-to-open consistency), a plain stat may answer from its cache.
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            current: bytes | None = None
+            key = None
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot check the lock before writing ({one_line(exc)}); the write was NOT done — "
+                "check the file system, then retry"
+            ) from exc
+        else:
+            try:
+                key = _stat_key(os.fstat(fd))
+                if key == self._seen and not full:
+                    return
+                current = b"".join(iter(lambda: os.read(fd, 65536), b""))
+            finally:
+                os.close(fd)
+        if current == self._raw and key is not None:
+            self._seen = key
+            return
+        self._lost = self._lost_message(current)
+        raise LockLostError(self._lost)
+
+    def _lost_message(self, current: bytes | None) -> str:
+        store = self.path.with_name(self.path.name.removesuffix(".lock"))
+        me = f"this driver (pid {self.info.pid} on host {self.info.host}) stops and writes nothing more"
+        if current is None:
+            return (
+                f"the lock {self.path} of {store} was removed (by hand, or broken by another driver's force_unlock); "
+                f"{me}; `surrogate-al resume {store}` continues the campaign"
+            )
+        holder = self._parse(current)
+        if holder is None:
+            return f"the lock {self.path} of {store} was replaced by an unreadable file; {me}"
+        job = f" (SLURM job {holder.job})" if holder.job else ""
+        return (
+            f"the lock of {store} was taken over by pid {holder.pid} on host {holder.host}{job} at "
+            f"{iso(holder.started)} ({holder.command}); {me}"
+        )
+
     def release(self) -> None:
-        """Remove the lock file if it is still ours."""
+        """Remove the lock file if it is still ours (a lost lock is left to its new holder)."""
+        if self._lost:
+            return
         try:
             current = self.path.read_bytes()
         except FileNotFoundError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -144,16 +144,25 @@ def _write_image(target: Path, contents: SnapshotContents) -> None:
         os.close(fd)
 
 
-def write_snapshot(path: Path, tmp: Path, contents: SnapshotContents) -> None:
+def write_snapshot(
+    path: Path, tmp: Path, contents: SnapshotContents, before_replace: Callable[[], None] = lambda: None
+) -> None:
     """Atomically replace the ``.h5`` at ``path`` by ``contents``, through the temporary file ``tmp``.
+
+    ``before_replace`` runs right before the rename (the writer's fence); what
+    it raises leaves the ``.h5`` unchanged.
 
     Raises:
         StoreError: The snapshot could not be written (a full disk, ...); the
-            ``.h5`` on disk is unchanged and ``tmp`` is removed.
+            ``.h5`` on disk is unchanged and ``tmp`` is removed. What
+            ``before_replace`` raises passes through as it is.
     """
     try:
         _write_image(tmp, contents)  # fsync'd
+        before_replace()
         os.replace(tmp, path)
+    except StoreError:
+        raise  # the fence: the file at ``tmp`` may be the new holder's by now
     except BaseException as exc:
         tmp.unlink(missing_ok=True)  # a half-written snapshot is useless
         # h5py reports a full disk as OSError, RuntimeError or ValueError, with HDF5's
