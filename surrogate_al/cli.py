@@ -1,4 +1,4 @@
-"""Command line: ``surrogate-al run / resume / status / report / predict / export``.
+"""Command line: ``surrogate-al run / resume / status / check / report / predict / export``.
 
 Exit codes: 0 success; 2 bad input (workflow, store, CSV), one line on stderr,
 no traceback; 1 a campaign that could not finish (interrupted, breaker,
@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -53,8 +52,12 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _error_line(message: str) -> str:
+    return f"surrogate-al: error: {_one_line(message)}"
+
+
 def _fail(code: int, message: str) -> NoReturn:
-    click.echo(f"surrogate-al: error: {_one_line(message)}", err=True)
+    click.echo(_error_line(message), err=True)
     sys.exit(code)
 
 
@@ -201,6 +204,15 @@ def _store_of_workflow(workflow: Path) -> Path:
 @click.option("--no-progress", is_flag=True, help="No live progress bar.")
 def resume(store: Path, force_unlock: bool, no_progress: bool) -> None:
     """Continue a stopped or killed campaign from its STORE to the budget."""
+    from surrogate_al.status import read_status
+
+    # Read-only, before anything is started: a finished campaign needs no cluster and no lock.
+    current = read_status(store)
+    if current.state == "completed":
+        reason = f" ({current.reason})" if current.reason else ""
+        click.echo(f"campaign already completed{reason}; nothing to resume")
+        click.echo(f"store: {current.path} ({current.budget_used} settled runs)")
+        return
     from surrogate_al.campaign import Campaign
 
     _run_campaign(lambda cb: Campaign.resume(store, force_unlock=force_unlock, on_progress=cb), not no_progress)
@@ -208,27 +220,49 @@ def resume(store: Path, force_unlock: bool, no_progress: bool) -> None:
 
 @cli.command()
 @click.argument("store", type=click.Path(path_type=Path))
-def status(store: Path) -> None:
-    """Budget used, run counts, in flight, estimated error, last checkpoint."""
-    from surrogate_al.store import CampaignStore
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(store: Path, as_json: bool) -> None:
+    """State (interrupted when the driver is gone), budget used, run counts, in flight, last checkpoint."""
+    import json
 
-    with CampaignStore.open(store, mode="r") as st:
-        s = st.summary()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(s["status_counts"].items())) or "none"
-    reason = f" ({s['state_reason']})" if s.get("state_reason") else ""
-    click.echo(f"store:           {s['path']}")
-    click.echo(f"state:           {s['state']}{reason}")
-    click.echo(f"budget used:     {s['n_final']} / {s.get('budget', '?')}")
-    click.echo(f"settled runs:    {counts}")
-    click.echo(f"attempts:        {s['n_attempts']} (retries included)")
-    click.echo(f"in flight:       {s['in_flight']} (at last write)")
-    for name, value in sorted(s["metrics"].items()):
-        click.echo(f"{name + ':':<17}{value:.4g}")
-    if s.get("checkpoint_version") is not None:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["checkpoint_time"]))
-        click.echo(f"last checkpoint: version {s['checkpoint_version']}, fitted on {s['checkpoint_n_results']} results, {when}")
-    else:
-        click.echo("last checkpoint: none")
+    from surrogate_al.status import read_status, status_json, status_lines
+
+    current = read_status(store)
+    if as_json:
+        click.echo(json.dumps(status_json(current), indent=2, allow_nan=False))
+        return
+    for line in status_lines(current):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("workflow", type=click.Path(path_type=Path))
+@click.option("--run-one", is_flag=True, help="Also run the simulator once, at the centre of the input box.")
+def check(workflow: Path, run_one: bool) -> None:
+    """Report every problem of WORKFLOW at once, without starting a cluster or writing a store."""
+    from surrogate_al import checks
+
+    spec, problems = checks.workflow_problems(workflow)
+    for problem in problems:
+        click.echo(_error_line(problem), err=True)
+    if spec is None or problems:
+        sys.exit(2)
+    sim = spec.simulator
+    click.echo(
+        f"workflow ok: {workflow} (campaign {spec.campaign.name!r}, {sim.kind} simulator, {len(sim.inputs)} inputs, "
+        f"{len(sim.outputs)} outputs, budget {spec.campaign.budget}, store {spec.campaign.store})"
+    )
+    if not run_one:
+        return
+    one = checks.run_one(spec)
+    click.echo("test run at the centre of the input box, in a temporary directory:")
+    for name, value in one.inputs.items():
+        click.echo(f"  {name} = {value:.6g}")
+    if not one.result.ok:
+        _fail(2, checks.run_failure_line(str(workflow), one.result))
+    click.echo(f"outputs ({one.result.wall_time:.2f} s):")
+    for name, value in one.result.outputs.items():
+        click.echo(f"  {name} = {value:.6g}")
 
 
 @cli.command()

@@ -557,6 +557,26 @@ class Campaign:
         self._check_breaker()
         return True
 
+    def stall_error(self, what: str) -> CampaignError:
+        """The error for a loop that cannot go on: "every run failed" with the first reason, else ``what``.
+
+        A campaign whose every run failed before the breaker may trip has no
+        data for a model, so the policy proposes nothing; the cause to report
+        is the failures, not the stall.
+        """
+        with self.lock:
+            n = len(self.ledger_.settled)
+            if n == 0 or self.ledger_.n_failed_settled < n:
+                return CampaignError(f"the campaign stalled: {what}")
+            first = next((r for r in self.store.runs() if r.final and r.status != "ok"), None)
+        reason = first.reason if first is not None and first.reason else "unknown"
+        stderr = " ".join(first.stderr_tail.strip().splitlines()[-2:]) if first is not None else ""
+        said = f" (stderr ends: {stderr[-200:]})" if stderr else ""
+        return CampaignError(
+            f"all {n} runs failed; first reason: {reason}{said}; fix the simulator (surrogate-al check WORKFLOW "
+            "--run-one tries one call) and start again with surrogate-al run --force WORKFLOW"
+        )
+
     def _check_breaker(self) -> None:
         """Stop when too many runs of this session failed (:class:`~surrogate_al.campaign.stopping.FailureBreaker`)."""
         message = self.breaker.tripped(self.session_settled_, self.session_failed_, str(self.store.path))

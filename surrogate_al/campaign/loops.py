@@ -203,7 +203,7 @@ def run_async(campaign: Campaign, dispatcher: Dispatcher) -> StopReason | None:
             if stop is None and len(campaign.queue_) < lookahead.size and not proposer.busy:
                 proposer.start(lookahead.size - len(campaign.queue_))
             if not running and not campaign.queue_ and not proposer.busy and proposer.starved() and not campaign.done():
-                raise CampaignError("the campaign stalled: no runs in flight and the policy proposed none")
+                raise campaign.stall_error("no runs in flight and the policy proposed none")
             time.sleep(POLL_SECONDS)
         proposer.join()
         proposer.raise_if_failed()
@@ -227,7 +227,7 @@ def run_sync(campaign: Campaign, dispatcher: Dispatcher) -> StopReason | None:
         n = max(batch_size, len(campaign.queue_))
         trials = campaign.ask(n)
         if not trials:
-            raise CampaignError("the campaign stalled: the policy proposed no points")
+            raise campaign.stall_error("the policy proposed no points")
         while trials:
             batch = _submit(campaign, dispatcher, trials)
             wait([f for f, _, _ in batch])

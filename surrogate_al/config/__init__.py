@@ -16,7 +16,7 @@ Loading a workflow imports no torch.
 from surrogate_al.config.acquisition import AcquisitionSpec, LambdaScheduleSpec
 from surrogate_al.config.campaign import CampaignSpec, InitialDesignSpec, StopSpec
 from surrogate_al.config.cluster import JOBQUEUE_KINDS, AdaptSpec, ClusterSpec, TLSFiles
-from surrogate_al.config.loader import load_workflow, parse_workflow, spec_from_dict
+from surrogate_al.config.loader import check_workflow, load_workflow, parse_workflow, spec_from_dict
 from surrogate_al.config.simulator import COMMAND_PLACEHOLDERS, InputBounds, SimulatorSpec
 from surrogate_al.config.spec import WorkflowSpec
 from surrogate_al.config.surrogate import SurrogateSpec
@@ -38,6 +38,7 @@ __all__ = [
     "AdaptSpec",
     "TLSFiles",
     "ValidationSpec",
+    "check_workflow",
     "load_workflow",
     "parse_workflow",
     "spec_from_dict",

@@ -18,7 +18,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from surrogate_al.config.messages import DOCS, INTERNAL_KEYS, config_error, format_path, known_keys, one_line, show
+from surrogate_al.config.messages import (
+    DOCS,
+    INTERNAL_KEYS,
+    config_error,
+    config_errors,
+    format_path,
+    known_keys,
+    one_line,
+    show,
+)
 from surrogate_al.config.spec import WorkflowSpec
 from surrogate_al.config.values import Context
 from surrogate_al.errors import ConfigError
@@ -28,7 +37,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["load_workflow", "parse_workflow", "spec_from_dict"]
+__all__ = ["check_workflow", "load_workflow", "parse_workflow", "spec_from_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +47,21 @@ def _validate(data: Any, ctx: Context) -> WorkflowSpec:
         return WorkflowSpec.model_validate(data, context=ctx)
     except ValidationError as exc:
         raise config_error(exc, ctx.source, WorkflowSpec) from None
+
+
+def _prepare(data: Any, base_dir: Path, source: str) -> tuple[dict[str, Any], Context]:
+    """The top-level table with the loader's own keys added, and the validation context."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(one_line(f"{source}: expected a table of sections (got {show(data)}); {DOCS}"))
+    for key in data:
+        if key in INTERNAL_KEYS:
+            known = ", ".join(known_keys(WorkflowSpec))
+            raise ConfigError(
+                one_line(f"{source}: {format_path((key,))}: unknown key; it is set by the loader, not the file "
+                          f"(known keys: {known})")
+            )
+    ctx = Context(base_dir=Path(os.path.abspath(Path(base_dir).expanduser())), source=source)
+    return {**data, "workflow_dir": str(ctx.base_dir)}, ctx
 
 
 def parse_workflow(data: dict[str, Any], base_dir: Path, source: str = "<workflow>") -> WorkflowSpec:
@@ -55,17 +79,8 @@ def parse_workflow(data: dict[str, Any], base_dir: Path, source: str = "<workflo
     Raises:
         ConfigError: the data is invalid; the one-line message names the field path.
     """
-    if not isinstance(data, Mapping):
-        raise ConfigError(one_line(f"{source}: expected a table of sections (got {show(data)}); {DOCS}"))
-    for key in data:
-        if key in INTERNAL_KEYS:
-            known = ", ".join(known_keys(WorkflowSpec))
-            raise ConfigError(
-                one_line(f"{source}: {format_path((key,))}: unknown key; it is set by the loader, not the file "
-                          f"(known keys: {known})")
-            )
-    ctx = Context(base_dir=Path(os.path.abspath(Path(base_dir).expanduser())), source=source)
-    spec = _validate({**data, "workflow_dir": str(ctx.base_dir)}, ctx)
+    full, ctx = _prepare(data, base_dir, source)
+    spec = _validate(full, ctx)
     logger.debug("workflow %s: campaign %r, %d inputs", source, spec.campaign.name, len(spec.simulator.inputs))
     return spec
 
@@ -89,7 +104,38 @@ def load_workflow(path: str | os.PathLike[str]) -> WorkflowSpec:
             message gives line and column), or fails validation.
     """
     file = Path(path)
+    return parse_workflow(_read_toml(file, os.fspath(path)), file.parent, os.fspath(path))
+
+
+def check_workflow(path: str | os.PathLike[str]) -> tuple[WorkflowSpec | None, list[ConfigError]]:
+    """Read and validate a workflow file, collecting every problem instead of stopping at the first.
+
+    A file that cannot be read or is not TOML is one problem; otherwise each
+    invalid value is one, in the form :func:`load_workflow` raises. Checks
+    that span sections (:class:`WorkflowSpec`'s own) run once every section
+    is valid.
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        The spec (None when there are problems) and the problems, one
+        single-line :class:`ConfigError` each.
+    """
+    file = Path(path)
     source = os.fspath(path)
+    try:
+        full, ctx = _prepare(_read_toml(file, source), file.parent, source)
+    except ConfigError as exc:
+        return None, [exc]
+    try:
+        return WorkflowSpec.model_validate(full, context=ctx), []
+    except ValidationError as exc:
+        return None, config_errors(exc, source, WorkflowSpec)
+
+
+def _read_toml(file: Path, source: str) -> dict[str, Any]:
+    """The file's TOML data; every reading or syntax problem is one :class:`ConfigError` line."""
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
@@ -98,7 +144,7 @@ def load_workflow(path: str | os.PathLike[str]) -> WorkflowSpec:
         raise ConfigError(one_line(f"{source}: cannot read the workflow file ({exc.strerror or exc})")) from None
     try:
         # utf-8-sig: editors on Windows start UTF-8 files with a byte order mark; it is not TOML.
-        data = tomllib.loads(raw.decode("utf-8-sig"))
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ConfigError(
             one_line(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8")
@@ -111,7 +157,6 @@ def load_workflow(path: str | os.PathLike[str]) -> WorkflowSpec:
         ) from None
     except ValueError as exc:  # tomllib lets int() errors through, e.g. an integer of more than 4300 digits
         raise ConfigError(one_line(f"{source}: invalid TOML: {exc}; fix the value")) from None
-    return parse_workflow(data, file.parent, source)
 
 
 def _toml_error_text(message: str) -> str:

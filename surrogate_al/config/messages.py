@@ -2,7 +2,8 @@
 
 Validators raise :class:`FieldError` with a message in our format (and the path
 below their field); :func:`config_error` turns pydantic's report into a single
-:class:`~surrogate_al.errors.ConfigError`, describing pydantic's own errors
+:class:`~surrogate_al.errors.ConfigError` (:func:`config_errors` into one per
+problem, for ``surrogate-al check``), describing pydantic's own errors
 (missing keys, typos, wrong types, bounds, unknown choices) in the same style::
 
     quickstart.toml: simulator.inputs.x1: low = 10.0 must be smaller than high = -5.0; swap the bounds ...
@@ -27,6 +28,8 @@ __all__ = [
     "INTERNAL_KEYS",
     "FieldError",
     "config_error",
+    "config_errors",
+    "error_line",
     "error_parts",
     "format_path",
     "known_keys",
@@ -266,14 +269,41 @@ def error_parts(
     return loc, _describe(err, prefix + loc, root)
 
 
+def error_line(err: Mapping[str, Any], source: str, root: type[BaseModel]) -> ConfigError:
+    """One pydantic error as a single-line :class:`ConfigError`: ``source: field.path: what; fix``."""
+    loc, message = error_parts(err, root)
+    where = f"{format_path(loc)}: " if loc else ""
+    return ConfigError(one_line(f"{source}: {where}{message}"))
+
+
 def config_error(exc: ValidationError, source: str, root: type[BaseModel]) -> ConfigError:
     """Turn pydantic's report into one single-line :class:`ConfigError` (one error: the most telling)."""
     errors = exc.errors()
     # A misspelt key usually also makes a required key "missing"; the typo is the cause, so report it first.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc, message = error_parts(err, root)
-    where = f"{format_path(loc)}: " if loc else ""
-    return ConfigError(one_line(f"{source}: {where}{message}"))
+    return error_line(err, source, root)
+
+
+def config_errors(exc: ValidationError, source: str, root: type[BaseModel]) -> list[ConfigError]:
+    """Every problem in pydantic's report, one :class:`ConfigError` line each, in the file's order.
+
+    A "missing" key whose table also holds a misspelling of it (``budgt`` for
+    ``budget``) is left out: the typo is the one problem, and its line already
+    names the key it was meant to be.
+    """
+    errors = exc.errors()
+    typos: set[tuple[tuple[Any, ...], str]] = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            model, _ = _locate(root, tuple(err["loc"]))
+            known = known_keys(model) if model is not None else []
+            for close in difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6):
+                typos.add((tuple(err["loc"][:-1]), close))
+    kept = [
+        e for e in errors
+        if not (e["type"] == "missing" and e["loc"] and (tuple(e["loc"][:-1]), str(e["loc"][-1])) in typos)
+    ]
+    return [error_line(e, source, root) for e in kept]
 
 
 def only_when(model: BaseModel, names: tuple[str, ...], condition: str, fix: str | None = None) -> None:

@@ -35,9 +35,12 @@ import psutil
 from surrogate_al.errors import StoreError, StoreLockedError
 from surrogate_al.store.fileio import iso, no_space_hint, one_line, sidecar, write_all
 
-__all__ = ["Lock", "LockInfo", "LockLostError"]
+__all__ = ["Lock", "LockInfo", "LockLostError", "LockVerdict", "read_lock"]
 
 logger = logging.getLogger(__package__)  # one logger for the store: log lines name "surrogate_al.store"
+
+#: What a lock's owner is: alive on this host, gone (the lock is stale), or on another host (cannot be checked).
+LockVerdict = Literal["live", "stale", "foreign"]
 
 _LOCK_WAIT_S = 0.9  # create/open(mode="a") must give up within 1 s
 _LOCK_WRITE_GRACE_S = 2.0  # an unreadable lock younger than this is being written
@@ -205,7 +208,7 @@ class Lock:
             return None
 
     @staticmethod
-    def _judge(holder: LockInfo) -> Literal["live", "stale", "foreign"]:
+    def _judge(holder: LockInfo) -> LockVerdict:
         if holder.host != socket.gethostname():
             return "foreign"
         if not psutil.pid_exists(holder.pid):
@@ -325,3 +328,18 @@ class Lock:
             logger.warning("%s: lock file now belongs to someone else; leaving it", self.path)
             return
         self.path.unlink(missing_ok=True)
+
+
+def read_lock(path: Path) -> tuple[LockInfo, LockVerdict] | None:
+    """Who holds the lock file ``path`` and whether that process is alive, without touching the file.
+
+    Returns:
+        The owner and its verdict, or None when there is no lock file or it
+        cannot be read as one (being written, or damaged).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    holder = Lock._parse(raw)
+    return None if holder is None else (holder, Lock._judge(holder))
