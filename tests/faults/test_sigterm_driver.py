@@ -75,6 +75,13 @@ def _simulators(marker: str) -> list[psutil.Process]:
     return found
 
 
+def _describe(p: psutil.Process) -> str:
+    try:
+        return f"{p.pid} {p.name()} (parent {p.ppid()})"
+    except psutil.Error:
+        return f"{p.pid} (exited while looked at)"
+
+
 def _kill_all(procs: list[psutil.Process]) -> None:
     for p in procs:
         try:
@@ -98,8 +105,9 @@ def _stop_driver(directory: Path, sig: signal.Signals, *, mode: str = "async") -
         _, err = proc.communicate(timeout=120)
     finally:
         reap(proc)  # the driver's own group (its Dask workers), whatever happened
-        left = _simulators(marker)
-        _kill_all(left)
+        found = _simulators(marker)
+        left = [_describe(p) for p in found]
+        _kill_all(found)
     assert left == [], f"{len(left)} simulator processes outlived the driver: {left}"
     return wf.with_suffix(".h5"), proc.returncode, err, marker
 
