@@ -108,8 +108,10 @@ def _stop_on_signal(campaign: Campaign, dispatcher: Dispatcher, exc: KeyboardInt
         except CampaignError as err:  # the breaker: the campaign is stopping anyway
             logger.info("after %s: %s", name, err)
 
+    # Only what is still in flight: a synchronous batch stays listed after it was told.
+    running = {f: (t, s) for f, (t, s) in campaign.running_.items() if t.proposal_id in campaign.in_flight_}
     finished, stopped = settle_in_flight(
-        campaign.running_,
+        running,
         grace=float(campaign.spec.campaign.stop.grace),
         harvest=harvest,
         cancel=dispatcher.client.cancel if dispatcher.client_ is not None else lambda _: None,
