@@ -1,8 +1,10 @@
 """Command line: ``surrogate-al run / resume / status / check / report / predict / export``.
 
 Exit codes: 0 success; 2 bad input (workflow, store, CSV), one line on stderr,
-no traceback; 1 a campaign that could not finish (interrupted, breaker,
-lost cluster), also one line. Only this module prints and configures logging.
+no traceback; 1 a campaign that could not finish (breaker, lost cluster),
+also one line; 128 + the signal's number for a campaign stopped by a signal:
+143 SIGTERM (``scancel``, walltime, preemption), 138 SIGUSR1 (the walltime
+warning of ``sbatch --signal=USR1@...``), 130 SIGINT (Ctrl-C). Only this module prints and configures logging.
 """
 
 from __future__ import annotations
@@ -144,20 +146,33 @@ def _close_after_error(campaign: Campaign) -> None:
         logging.getLogger(__name__).info("closing the campaign after the error failed too: %s", _one_line(str(exc)))
 
 
+def _stopped_line(exc: KeyboardInterrupt, store: object) -> str:
+    """The one line for a campaign stopped by a signal (``exc``: a StopSignal or a plain Ctrl-C)."""
+    name = getattr(exc, "name", "SIGINT")
+    n = getattr(exc, "stopped_runs", None)
+    runs = f"{n} runs in flight were stopped and run again on resume; " if n else ""
+    return f"stopped by {name}; {runs}finished runs are stored: surrogate-al resume {store}"
+
+
 def _run_campaign(make: Callable[[Callable[[Progress], None]], Campaign], show_progress: bool) -> None:
     """Run the campaign ``make`` builds (given the progress callback) and print how it ended.
 
-    Exits 1 (interrupted, breaker, lost cluster) or 2 (bad input) with one
-    line on stderr, after closing the campaign.
+    Exits 1 (breaker, lost cluster), 2 (bad input), or on a stop signal 143
+    (SIGTERM), 138 (SIGUSR1) or 130 (SIGINT, Ctrl-C), with one line on
+    stderr, after closing the campaign (state ``stopped``, lock released).
     """
+    from surrogate_al.campaign.stop_signals import exit_code, handle_stop_signals
+
     with _ProgressBar(show_progress) as bar:
         campaign = make(bar.update)
         try:
-            bar.update(campaign.progress())
-            outcome = campaign.run()
-        except KeyboardInterrupt:
-            _close_after_error(campaign)
-            _fail_campaign(1, f"interrupted; finished runs are stored: surrogate-al resume {campaign.store.path}")
+            with handle_stop_signals():
+                try:
+                    bar.update(campaign.progress())
+                    outcome = campaign.run()
+                except KeyboardInterrupt as exc:  # SIGTERM, SIGINT, SIGUSR1: the stop is recorded by now
+                    _close_after_error(campaign)
+                    _fail_campaign(exit_code(exc), _stopped_line(exc, campaign.store.path))
         except BAD_INPUT as exc:
             _close_after_error(campaign)
             _fail_campaign(2, str(exc))

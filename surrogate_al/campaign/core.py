@@ -68,6 +68,8 @@ from surrogate_al.simulation import SimulationResult
 from surrogate_al.surrogates.selection import KindChoosing
 
 if TYPE_CHECKING:
+    from distributed import Future
+
     from surrogate_al.config import WorkflowSpec
     from surrogate_al.store import CampaignStore, Checkpoint
     from surrogate_al.surrogates.base import Surrogate
@@ -129,6 +131,8 @@ class Campaign:
         self.ledger_ = Ledger()
         self.queue_: deque[int] = deque()
         self.in_flight_: dict[int, Trial] = {}
+        # The running loop's submitted futures, (trial, submit time) each: what a stop signal settles.
+        self.running_: dict[Future, tuple[Trial, float]] = {}
         self.units_: dict[int, NDArray[np.float64]] = {}
         self.model_version_ = 0
         self.fitted_on_ = -1  # number of ok results the surrogate was last fitted on
@@ -591,8 +595,10 @@ class Campaign:
 
         Raises:
             CampaignError: the failure-rate breaker tripped or the cluster was lost.
-            KeyboardInterrupt: after recording the interruption; in-flight runs
-                stay pending for :meth:`resume`.
+            KeyboardInterrupt: SIGTERM, SIGINT or SIGUSR1 (a
+                :class:`~surrogate_al.campaign.stop_signals.StopSignal` under the
+                CLI's handlers) or Ctrl-C, after recording state ``stopped``; the
+                runs in flight were stopped and stay pending for :meth:`resume`.
         """
         from surrogate_al.campaign.loops import run_on_cluster
 

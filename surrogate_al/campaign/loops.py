@@ -20,6 +20,7 @@ from surrogate_al.campaign.build import surrogate_options
 from surrogate_al.campaign.faults import finished_run, worker_death_tries
 from surrogate_al.campaign.lookahead import Lookahead
 from surrogate_al.campaign.state import CampaignOutcome, Trial
+from surrogate_al.campaign.stop_signals import StopSignal, settle_in_flight
 from surrogate_al.campaign.stopping import BudgetReached, StopReason
 from surrogate_al.errors import CampaignError, DispatchError, StoreError
 from surrogate_al.policies.base import ModelPolicyLike
@@ -47,8 +48,10 @@ def run_on_cluster(campaign: Campaign) -> CampaignOutcome:
 
     Raises:
         CampaignError: the failure-rate breaker tripped or the cluster was lost.
-        KeyboardInterrupt: after recording the interruption; in-flight runs
-            stay pending for a resume.
+        KeyboardInterrupt: a stop signal (:class:`~surrogate_al.campaign.stop_signals.StopSignal`
+            for SIGTERM, SIGINT, SIGUSR1) or a plain Ctrl-C, after the stop
+            was recorded (:func:`_stop_on_signal`); in-flight runs stay
+            pending for a resume.
     """
     from surrogate_al.dispatch import Dispatcher
 
@@ -71,8 +74,8 @@ def run_on_cluster(campaign: Campaign) -> CampaignOutcome:
         stop = stop or BudgetReached(campaign.budget).reason()
         if stop.fits_final_model:
             campaign.fit_final_model()
-    except KeyboardInterrupt:
-        campaign.end("stopped", "interrupted; in-flight runs will be re-run on resume")
+    except KeyboardInterrupt as exc:  # a stop signal (stop_signals), or Ctrl-C in a program of the user's
+        campaign.end("stopped", _stop_on_signal(campaign, dispatcher, exc))
         raise
     except (CampaignError, DispatchError, StoreError) as exc:
         campaign.end("stopped", str(exc))
@@ -84,6 +87,41 @@ def run_on_cluster(campaign: Campaign) -> CampaignOutcome:
     return CampaignOutcome(
         status, stop.text, len(campaign.ledger_.settled), len(campaign.ledger_.X_ok), Path(campaign.store.path)
     )
+
+
+def _stop_on_signal(campaign: Campaign, dispatcher: Dispatcher, exc: KeyboardInterrupt) -> str:
+    """Settle the runs in flight after a stop signal (:func:`~surrogate_al.campaign.stop_signals.settle_in_flight`).
+
+    Runs that finish within ``campaign.stop.grace`` are told; the others are
+    cancelled and their process groups killed, and stay pending proposals.
+    ``exc`` gains ``stopped_runs`` (how many) for the CLI's line.
+
+    Returns:
+        The reason recorded with state ``stopped``, starting with the signal's name.
+    """
+    name = exc.name if isinstance(exc, StopSignal) else "SIGINT"
+
+    def harvest(future: Future, trial: Trial, submitted: float) -> None:
+        if trial.proposal_id not in campaign.in_flight_:
+            return  # told before the signal came
+        try:
+            _harvest(campaign, future, trial, submitted)
+        except CampaignError as err:  # the breaker: the campaign is stopping anyway
+            logger.info("after %s: %s", name, err)
+
+    # Only what is still in flight: a synchronous batch stays listed after it was told.
+    running = {f: (t, s) for f, (t, s) in campaign.running_.items() if t.proposal_id in campaign.in_flight_}
+    finished, stopped = settle_in_flight(
+        running,
+        grace=float(campaign.spec.campaign.stop.grace),
+        harvest=harvest,
+        cancel=dispatcher.client.cancel if dispatcher.client_ is not None else lambda _: None,
+        simulator=campaign.simulator,
+    )
+    campaign.running_ = {}
+    exc.stopped_runs = stopped  # type: ignore[attr-defined]
+    done = f"{finished} runs finished within the grace, " if finished else ""
+    return f"{name}: stopped by a signal; {done}{stopped} runs in flight were stopped and run again on resume"
 
 
 def fit_on_gpu_workers(campaign: Campaign, dispatcher: Dispatcher) -> None:
@@ -164,6 +202,7 @@ def run_async(campaign: Campaign, dispatcher: Dispatcher) -> StopReason | None:
     concurrency = int(campaign.spec.campaign.concurrency)
     lookahead = Lookahead(concurrency)
     running: dict[Future, tuple[Trial, float]] = {}
+    campaign.running_ = running  # what a stop signal settles
     completed = as_completed()
 
     def track(submitted: list[_Submitted]) -> None:
@@ -230,6 +269,7 @@ def run_sync(campaign: Campaign, dispatcher: Dispatcher) -> StopReason | None:
             raise campaign.stall_error("the policy proposed no points")
         while trials:
             batch = _submit(campaign, dispatcher, trials)
+            campaign.running_ = {f: (t, submitted) for f, t, submitted in batch}  # what a stop signal settles
             wait([f for f, _, _ in batch])
             retry = []
             for future, trial, submitted in batch:

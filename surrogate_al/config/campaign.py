@@ -26,7 +26,7 @@ class InitialDesignSpec(BaseModel):
 
 
 class StopSpec(BaseModel):
-    """``[campaign.stop]``: optional early-stopping rules (the budget always applies)."""
+    """``[campaign.stop]``: optional early-stopping rules (the budget always applies) and the grace on a stop signal."""
 
     model_config = MODEL_CONFIG
 
@@ -35,6 +35,11 @@ class StopSpec(BaseModel):
     )
     target_error: Number | None = Field(
         default=None, gt=0, description="stop when the estimated surrogate error drops below this"
+    )
+    grace: Seconds = Field(
+        default=0.0,
+        ge=0,
+        description="on SIGTERM/SIGINT/SIGUSR1, seconds the runs in flight may take to finish before they are killed",
     )
 
 

@@ -5,18 +5,43 @@ Every file the wrapper writes or reads (inputs, outputs, ``stdout.txt``,
 the directory name, the directory is new for every run, the inputs file is
 created exclusively (never through a symbolic link), and an output path that
 resolves outside the directory is not read.
+
+The run's first directory (``workdir_root/<sanitized run id>``) also holds
+``executions``: one JSON line per start of that run id (Dask re-runs a task
+whose worker died under the same run id, in a ``-retryN`` directory), naming
+the host, the process group and the start time of its leader. It counts how
+often the run was executed, and it is how a later start, or the driver on a
+stop signal, finds a process group that is still alive.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from surrogate_al.simulation.result import clip, exception_reason
 from surrogate_al.simulation.rules import WRAPPER_FILES
 
-__all__ = ["make_run_dir", "read_output_file", "read_stdout", "read_tail", "sanitize_run_id", "write_new_file"]
+__all__ = [
+    "EXECUTIONS_FILE",
+    "Execution",
+    "first_run_dir",
+    "make_run_dir",
+    "read_executions",
+    "read_output_file",
+    "read_stdout",
+    "read_tail",
+    "record_execution",
+    "sanitize_run_id",
+    "write_new_file",
+]
+
+#: In a run's first directory: one JSON line per start of the run (see the module docstring).
+EXECUTIONS_FILE = "executions"
 
 _UNSAFE_DIRNAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -46,6 +71,84 @@ def make_run_dir(root: Path, run_id: str) -> Path:
             continue
         return path
     raise FileExistsError(f"no free run directory name for run id {run_id!r} under {root}")
+
+
+def first_run_dir(root: Path, run_id: str) -> Path:
+    """The directory the first start of ``run_id`` got under ``root`` (it holds the run's ``executions``)."""
+    return root / sanitize_run_id(run_id)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One start of a run, as recorded in its ``executions`` file.
+
+    Attributes:
+        run_id: the run id exactly as given (two ids may sanitize to one directory name).
+        host: ``socket.gethostname()`` of the process that started it.
+        pgid: the process group of the started program (its leader's pid).
+        started: the leader's start time (epoch seconds, ``psutil``), 0 when it had exited already.
+        workdir: the directory this start ran in.
+    """
+
+    run_id: str
+    host: str
+    pgid: int
+    started: float
+    workdir: str
+
+
+def record_execution(root: Path, run_id: str, workdir: Path, pgid: int, started: float) -> int:
+    """Append this start of ``run_id`` to its ``executions`` file; returns how many starts it records.
+
+    Raises:
+        OSError: the file cannot be written (a symbolic link is never followed).
+    """
+    line = json.dumps(
+        {"run_id": run_id, "host": socket.gethostname(), "pgid": pgid, "started": started, "workdir": str(workdir)}
+    )
+    directory = _open_dir(first_run_dir(root, run_id))
+    try:
+        fd = os.open(EXECUTIONS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=directory)
+        try:
+            os.write(fd, (line + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+    finally:
+        os.close(directory)
+    return len(read_executions(root, run_id))
+
+
+def _open_dir(path: Path) -> int:
+    """A descriptor of the directory ``path`` itself: never through a symbolic link (OSError then)."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def read_executions(root: Path, run_id: str) -> list[Execution]:
+    """The recorded starts of ``run_id`` (lines of other ids, or unreadable ones, are skipped)."""
+    try:
+        directory = _open_dir(first_run_dir(root, run_id))
+    except OSError:
+        return []
+    try:
+        fd = os.open(EXECUTIONS_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=directory)
+        with open(fd, "rb") as fh:
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    finally:
+        os.close(directory)
+    out = []
+    for line in text.splitlines():
+        try:
+            d = json.loads(line)
+            execution = Execution(
+                str(d["run_id"]), str(d["host"]), int(d["pgid"]), float(d["started"]), str(d["workdir"])
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # the program may have written into its own directory; only our lines count
+        if execution.run_id == run_id:
+            out.append(execution)
+    return out
 
 
 def write_new_file(run_dir: Path, filename: str, text: str) -> str:
@@ -104,7 +207,7 @@ def read_output_file(run_dir: Path, name: str, max_bytes: int) -> tuple[str, str
             f"{run_dir}; the wrapper reads outputs only from inside it: write the file itself there"
         )
     if not path.is_file():
-        present = sorted(p.name for p in run_dir.iterdir() if p.name not in WRAPPER_FILES)
+        present = sorted(p.name for p in run_dir.iterdir() if p.name not in (*WRAPPER_FILES, EXECUTIONS_FILE))
         return "", f"output file {name} was not written (the run directory holds {clip(repr(present), 300)})"
     try:
         size = path.stat().st_size

@@ -37,7 +37,13 @@ from surrogate_al.simulation.formats import (
     parse_output_text,
     template_fields,
 )
-from surrogate_al.simulation.process import signal_name, start_in_group, wait_and_reap
+from surrogate_al.simulation.process import (
+    kill_recorded_groups,
+    leader_start_time,
+    signal_name,
+    start_in_group,
+    wait_and_reap,
+)
 from surrogate_al.simulation.result import (
     TAIL_BYTES,
     RunClock,
@@ -64,7 +70,16 @@ from surrogate_al.simulation.rules import (
     spec_error,
     unused_inputs,
 )
-from surrogate_al.simulation.rundir import make_run_dir, read_output_file, read_stdout, read_tail, write_new_file
+from surrogate_al.simulation.rundir import (
+    EXECUTIONS_FILE,
+    make_run_dir,
+    read_executions,
+    read_output_file,
+    read_stdout,
+    read_tail,
+    record_execution,
+    write_new_file,
+)
 
 __all__ = ["ScriptSimulator"]
 
@@ -77,7 +92,10 @@ class ScriptSimulator(NamedSimulator):
     Each run gets its own directory ``workdir_root/<run_id>`` (the run id with
     every character outside ``[A-Za-z0-9._-]`` replaced by ``_``; created with
     ``exist_ok=False``, so a retry of the same run id, or a clash, gets a
-    ``-retryN`` suffix and two runs never share a directory). The wrapper writes the
+    ``-retryN`` suffix and two runs never share a directory; every start appends a
+    line to ``executions`` in the first directory of its run id, and kills the
+    process group an earlier start of that run id left alive on this host, see
+    :mod:`~surrogate_al.simulation.rundir`). The wrapper writes the
     inputs file there, runs ``command`` with that directory as the current
     directory, stdin from ``/dev/null`` and stdout / stderr into
     ``stdout.txt`` / ``stderr.txt`` there, then parses the outputs. The
@@ -264,7 +282,7 @@ class ScriptSimulator(NamedSimulator):
             self.parse = check_callable_ref(parse, "parse")
         elif parse is not None:
             raise SimulatorError(f"parse given but output_format = {output_format!r}; use output_format='parse'")
-        own = set(WRAPPER_FILES)
+        own = {*WRAPPER_FILES, EXECUTIONS_FILE}
         for what, name in (("input_filename", self.input_filename), ("output_filename", self.output_filename)):
             if name in own:
                 raise SimulatorError(f"{what} = {name!r} is taken by the wrapper's own log files {sorted(own)}")
@@ -415,6 +433,9 @@ class ScriptSimulator(NamedSimulator):
             run_dir = make_run_dir(Path(self.workdir_root), run_id)
         except OSError as exc:
             return clock.result("failed", reason=exception_reason("cannot create a run directory: ", exc))
+        # A start of a run id that was started before is Dask re-running it after its worker was
+        # lost: what that start left running on this host must not run beside this one.
+        kill_recorded_groups(read_executions(Path(self.workdir_root), run_id), f"run {run_id}")
         try:
             result = self._run_in(run_dir, run_id, values, clock)
         except Exception as exc:  # e.g. a full disk: must still come back as a result, directory kept
@@ -431,6 +452,16 @@ class ScriptSimulator(NamedSimulator):
             except OSError as exc:  # the result stands; a leftover directory is only clutter
                 logger.warning("run %s: cannot remove run directory %s: %s", run_id, run_dir, exc)
         return result
+
+    def _record_start(self, run_id: str, run_dir: Path, pid: int) -> None:
+        """Append this start to the run's ``executions`` (a failure is logged: the run goes on)."""
+        try:
+            n = record_execution(Path(self.workdir_root), run_id, run_dir, pid, leader_start_time(pid))
+        except OSError as exc:
+            logger.warning("run %s: cannot record its start in %s: %s", run_id, EXECUTIONS_FILE, exc)
+            return
+        if n > 1:
+            logger.warning("run %s: started again (start %d of this run id, in %s)", run_id, n, run_dir)
 
     def _fields(self, run_dir: Path, run_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
         names: dict[str, Any] = dict(values)
@@ -492,6 +523,7 @@ class ScriptSimulator(NamedSimulator):
                     "failed", reason=exception_reason(f"cannot start {argv[0]!r}: ", exc), workdir=workdir
                 )
             logger.debug("run %s: started pid %d: %s", run_id, proc.pid, argv)
+            self._record_start(run_id, run_dir, proc.pid)
             timed_out = wait_and_reap(proc, self.timeout, self.kill_grace, run_id)
 
         stdout_tail, _ = read_tail(stdout_path, self.max_output_bytes)

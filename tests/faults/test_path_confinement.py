@@ -64,9 +64,11 @@ def test_two_runs_never_share_a_workdir(root: Path) -> None:
         results = list(pool.map(lambda _: sim(INPUTS, run_id="same"), range(4)))
     dirs = {r.workdir for r in results} | {first.workdir, retry.workdir}
     assert len(dirs) == 6 and all(r.ok for r in results)
-    # Every directory holds exactly its own run's files.
+    # Every directory holds exactly its own run's files; the first one also counts the run id's starts.
     for d in dirs:
-        assert sorted(p.name for p in Path(d or "").iterdir()) == ["input.json", "output.json", "stderr.txt", "stdout.txt"]
+        own = ["input.json", "output.json", "stderr.txt", "stdout.txt"]
+        assert sorted(p.name for p in Path(d or "").iterdir()) == sorted(own + ["executions"] * (d == first.workdir))
+    assert len((root / "same" / "executions").read_text().splitlines()) == 6
     # Without a run id every run gets a fresh unique name.
     anon = {sim(INPUTS).workdir for _ in range(2)}
     assert len(anon) == 2
@@ -292,7 +294,9 @@ def test_in_a_campaign_each_attempt_has_its_own_directory_and_nothing_lands_else
     for p in range(3):
         for a in (1, 2):
             run_dir = runs_root / f"sim-conf-p{p}-a{a}"
-            expected = {"input.json", "mine.txt", "stderr.txt", "stdout.txt"} | ({"output.json"} if a == 2 else set())
+            expected = {"input.json", "mine.txt", "stderr.txt", "stdout.txt", "executions"} | (
+                {"output.json"} if a == 2 else set()
+            )
             assert {f.name for f in run_dir.iterdir()} == expected
             assert json.loads((run_dir / "input.json").read_text()) == {"x1": x1_of[p]}
             assert (run_dir / "mine.txt").read_text() == f"{x1_of[p]!r} {run_dir.name}"
