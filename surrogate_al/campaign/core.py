@@ -65,6 +65,7 @@ from surrogate_al.data import Dataset
 from surrogate_al.errors import CampaignError, StoreError, SurrogateALError
 from surrogate_al.policies.base import ModelPolicyLike, Proposal
 from surrogate_al.simulation import SimulationResult
+from surrogate_al.store.lock import LockLostError
 from surrogate_al.surrogates.selection import KindChoosing
 
 if TYPE_CHECKING:
@@ -610,6 +611,9 @@ class Campaign:
             try:
                 self.store.set_state(status, reason)
                 self.store.add_event(status, reason)
+            except LockLostError as exc:
+                # Another driver owns the store now: this one writes nothing, and the CLI's one line says why.
+                logger.debug("the campaign's end (%s) is not recorded: %s", status, exc)
             except StoreError as exc:
                 logger.error("could not record the campaign's end (%s): %s", status, exc)
 

@@ -249,3 +249,22 @@ def test_no_final_fit_for_a_policy_without_a_model(tmp_path: Path) -> None:
     drive(c)
     assert c.fit_final_model() is False
     c.close()
+
+
+def test_a_driver_whose_lock_was_taken_over_ends_without_an_error_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CLI prints the one LockLostError line; ending the campaign adds no second one."""
+    import json
+    import time
+
+    campaign = make(tmp_path)
+    lock = Path(f"{campaign.store.path}.lock")
+    lock.unlink()
+    lock.write_text(json.dumps({"pid": 4242, "host": "node-b.example", "started": time.time(),
+                                "command": "surrogate-al resume", "create_time": 0.0, "token": "theirs"}))
+    with caplog.at_level("DEBUG", logger="surrogate_al"):
+        campaign.end("stopped", "a test")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert "is not recorded" in caplog.text
+    campaign.close()
