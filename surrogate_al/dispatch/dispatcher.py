@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from surrogate_al.dispatch.clusters import cluster_security, make_jobqueue_cluster, make_local_cluster
 from surrogate_al.dispatch.job_keeper import JOB_CHECK_INTERVAL, JobKeeper
-from surrogate_al.dispatch.runs import execute_run, run_key
+from surrogate_al.dispatch.runs import execute_run, run_key, run_name
 from surrogate_al.errors import DispatchError
 
 if TYPE_CHECKING:
@@ -229,6 +229,7 @@ class Dispatcher:
             key,
             proposal_id=proposal_id,
             attempt=attempt,
+            run_name=run_name(self.campaign_name, proposal_id, attempt),
             key=key,
             pure=False,
             resources={"GPU": 1} if self.gpu_runs else None,

@@ -24,7 +24,7 @@ from typing import Any
 
 from surrogate_al.simulation import SimulationResult, Simulator
 
-__all__ = ["RunOutcome", "execute_run", "run_key", "safe_name"]
+__all__ = ["RunOutcome", "execute_run", "run_key", "run_name", "safe_name"]
 
 #: Characters of the campaign name kept in a task key (the store id makes the key unique).
 KEY_NAME_LENGTH = 40
@@ -67,16 +67,24 @@ def current_job_id() -> str:
 
 
 def execute_run(
-    simulator: Simulator, inputs: Mapping[str, Any], run_id: str, *, proposal_id: int, attempt: int
+    simulator: Simulator,
+    inputs: Mapping[str, Any],
+    run_id: str,
+    *,
+    proposal_id: int,
+    attempt: int,
+    run_name: str | None = None,
 ) -> RunOutcome:
     """Run one simulation on a worker (the Dask task body).
 
     Args:
         simulator: the wrapped simulator (pickled to the worker).
         inputs: named inputs in the scientist's units.
-        run_id: the task key of this attempt (also names its working directory).
+        run_id: the task key of this attempt (:func:`run_key`).
         proposal_id: the proposal this attempt runs.
         attempt: which attempt of that proposal it is.
+        run_name: the attempt's name inside its campaign (:func:`run_name`),
+            which names its working directory; None: ``run_id``.
 
     Returns:
         The result with the worker's address and batch job id, and the key,
@@ -88,7 +96,7 @@ def execute_run(
         worker = get_worker().address
     except ValueError:  # called outside a worker (tests, in-process runs)
         worker = f"local:{socket.gethostname()}:{os.getpid()}"
-    result = simulator(dict(inputs), run_id=run_id)
+    result = simulator(dict(inputs), run_id=run_name or run_id)
     return RunOutcome(
         result=result,
         worker=worker,
@@ -106,6 +114,15 @@ def safe_name(name: str, max_length: int | None = None) -> str:
     ``"campaign"``.
     """
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:max_length] or "campaign"
+
+
+def run_name(campaign: str, proposal_id: int, attempt: int) -> str:
+    """The name of one attempt inside its campaign: ``sim-<name>-p<proposal>-a<attempt>``.
+
+    It names the attempt's run directory, under the campaign's own work
+    directory, so it needs no store id; the Dask key (:func:`run_key`) does.
+    """
+    return f"sim-{safe_name(campaign, KEY_NAME_LENGTH)}-p{int(proposal_id)}-a{int(attempt)}"
 
 
 def run_key(campaign: str, proposal_id: int, attempt: int, *, store_id: str) -> str:
