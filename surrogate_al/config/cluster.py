@@ -130,7 +130,7 @@ _DIRECTIVE_WORDS = (
 # Options written unquoted into the worker's shell command; "$NAME" and "${NAME}" stay (expanded in the job).
 _SHELL_WORDS = ("python", "local_directory")
 _SHELL_WORD_LISTS = ("worker_extra_args",)
-_SHELL_SPECIAL = re.compile(r"[\s'\"`;&|<>()\\*?!#]|\$\(")
+_SHELL_SPECIAL = re.compile(r"[\s'\"`;&|<>()\\*?!#]")
 
 
 class ClusterSpec(BaseModel):
