@@ -24,7 +24,7 @@ from pydantic import (
 from surrogate_al.config.messages import FieldError, error_parts, only_when, show
 from surrogate_al.config.values import MODEL_CONFIG, ExistingFile, FrozenMap, PlainTable
 
-__all__ = ["JOBQUEUE_KINDS", "AdaptSpec", "ClusterSpec", "TLSFiles"]
+__all__ = ["JOBQUEUE_KINDS", "AdaptSpec", "ClusterSpec", "TLSFiles", "check_job_script_options"]
 
 #: Cluster kinds served by dask-jobqueue.
 JOBQUEUE_KINDS: tuple[str, ...] = ("slurm", "pbs", "sge", "lsf", "htcondor")
@@ -117,9 +117,20 @@ _LOCAL_ONLY = (
     "allow_remote",
     "worker_gpus",
 )
-_JOBQUEUE_ONLY = ("jobs", "adapt", "options", "gpus_per_worker")
+_JOBQUEUE_ONLY = ("jobs", "adapt", "options", "gpus_per_worker", "insecure")
 # dask-jobqueue keywords that other cluster keys control; two sources of truth would disagree.
 _MANAGED_JOBQUEUE_OPTIONS = {"n_workers": "cluster.jobs", "security": "cluster.tls", "protocol": "cluster.tls"}
+# Any C0 control character or DEL: in a job script a newline or carriage return starts a new line of shell.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# dask-jobqueue options written as one word of a batch directive ("#SBATCH -p %s", "#PBS -A %s", ...).
+_DIRECTIVE_WORDS = (
+    "job_name", "queue", "account", "project", "walltime", "memory", "job_mem", "job_cpu", "resource_spec",
+    "interface", "log_directory",
+)
+# Options written unquoted into the worker's shell command; "$NAME" and "${NAME}" stay (expanded in the job).
+_SHELL_WORDS = ("python", "local_directory")
+_SHELL_WORD_LISTS = ("worker_extra_args",)
+_SHELL_SPECIAL = re.compile(r"[\s'\"`;&|<>()\\*?!#]")
 
 
 class ClusterSpec(BaseModel):
@@ -152,6 +163,7 @@ class ClusterSpec(BaseModel):
     tls: Annotated[TLSFiles | str | None, PlainValidator(_validate_tls), PlainSerializer(_serialize_tls)] = Field(
         default=None, description="{ca_file, cert, key} or 'temporary'"
     )
+    insecure: StrictBool = Field(default=False, description="allow a batch-queue cluster on plain TCP")
 
     @model_validator(mode="after")
     def _check_kind(self) -> ClusterSpec:
@@ -178,6 +190,8 @@ class ClusterSpec(BaseModel):
                         f"is set by {_MANAGED_JOBQUEUE_OPTIONS[name]}; remove it from cluster.options",
                         ("options", name),
                     )
+            check_job_script_options(self.options)
+            self._check_encryption()
         else:
             only_when(
                 self,
@@ -186,6 +200,19 @@ class ClusterSpec(BaseModel):
                 "kind = 'slurm' (or another batch-queue kind)",
             )
         return self
+
+    def _check_encryption(self) -> None:
+        """A batch-queue cluster is encrypted (``tls``) or says ``insecure = true``, not both."""
+        if self.tls is None and not self.insecure:
+            raise FieldError(
+                f"kind = {self.kind!r} without TLS would run the scheduler on plain TCP, where anyone on the "
+                "cluster network can run code as you through it; give certificate files "
+                "tls = {ca_file, cert, key} (docs/hpc.md, 'TLS on a shared cluster'), or set "
+                "insecure = true if the network is yours alone",
+                ("tls",),
+            )
+        if self.tls is not None and self.insecure:
+            raise FieldError("insecure = true contradicts the certificates in cluster.tls; remove one", ("insecure",))
 
     def _check_local(self) -> None:
         if not self.host.strip():
@@ -235,3 +262,64 @@ class ClusterSpec(BaseModel):
                 "or remove [cluster.tls]",
                 ("address",),
             )
+
+
+def check_job_script_options(options: Mapping[str, Any]) -> None:
+    """Refuse ``cluster.options`` values that would add or split a line of the batch job script.
+
+    dask-jobqueue writes ``job_extra_directives`` items and the directive
+    options (:data:`_DIRECTIVE_WORDS`) into ``#SBATCH``-style lines, each
+    ``job_script_prologue`` item as a line of shell, and ``python``,
+    ``local_directory`` and ``worker_extra_args`` unquoted into the worker's
+    shell command. So: no value anywhere in the options holds a control
+    character (a newline is a new line of shell), a directive word holds no
+    whitespace, and a shell word holds no whitespace, quote or shell
+    character (``$NAME`` stays allowed: the job expands it).
+
+    Raises:
+        FieldError: the first such value, located below ``options``.
+    """
+    for path, value in _strings(options, ("options",)):
+        if _CONTROL.search(value):
+            raise FieldError(
+                f"{show(value)} holds a control character (newline, carriage return, tab, ...); this value is "
+                "written into the batch job script, where a line break starts a new shell line; write it on "
+                "one line",
+                path,
+            )
+    for name in _DIRECTIVE_WORDS:
+        value = options.get(name)
+        if isinstance(value, str) and re.search(r"[\s'\"]", value):
+            raise FieldError(
+                f"{show(value)} holds a space or a quote; it is written as one word of a batch directive "
+                "(e.g. '#SBATCH -e DIR/...'), which a space would split; use a value without spaces or quotes",
+                ("options", name),
+            )
+    shell_words = [(("options", name), options.get(name)) for name in _SHELL_WORDS]
+    for name in _SHELL_WORD_LISTS:
+        items = options.get(name)
+        if isinstance(items, (list, tuple)):
+            shell_words += [(("options", name, i), item) for i, item in enumerate(items)]
+    for path, value in shell_words:
+        if isinstance(value, str) and (bad := _SHELL_SPECIAL.search(value)):
+            raise FieldError(
+                f"{show(value)} holds {bad.group()!r}, which the shell running the job script would act on "
+                "(it is written unquoted into the worker's command); use a value without spaces, quotes or "
+                "shell characters ($NAME for an environment variable is fine)",
+                path,
+            )
+
+
+def _strings(value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every string in nested tables and arrays, with its path (table keys count: they are written too)."""
+    if isinstance(value, str):
+        return [(path, value)]
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found += [(path + (key,), key)] if isinstance(key, str) and _CONTROL.search(key) else []
+            found += _strings(item, path + (key,))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found += _strings(item, path + (i,))
+    return found

@@ -142,6 +142,13 @@ def make_jobqueue_cluster(spec: ClusterSpec, campaign_name: str, security: Secur
     if security is not None:
         options.setdefault("security", security)
         options.setdefault("protocol", "tls://")
+    else:
+        # The workflow loader admits a batch-queue cluster without TLS only with cluster.insecure = true.
+        logger.warning(
+            "cluster.insecure = true: the scheduler and its %s worker jobs talk plain TCP; anyone on the cluster "
+            "network can run code as you through it (set cluster.tls, see docs/hpc.md)",
+            spec.kind,
+        )
     submit = str(getattr(cls.job_cls, "submit_command", "") or "").split()
     if submit and shutil.which(submit[0]) is None:
         # Without this check the submission fails in the background and the campaign waits forever.

@@ -1,4 +1,4 @@
-"""Simulators that call a Python function in the worker process."""
+"""Simulators that call a Python function: in the worker process, or in a child process with a timeout."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from surrogate_al.errors import SimulatorError
 from surrogate_al.simulation.base import NamedSimulator, check_callable_ref, resolve_callable
+from surrogate_al.simulation.isolated import call_in_child
 from surrogate_al.simulation.result import TAIL_BYTES, RunClock, SimulationResult, collect_outputs, exception_reason, tail
 
 __all__ = ["PythonSimulator"]
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class PythonSimulator(NamedSimulator):
-    """A simulator that calls a Python function in the worker process.
+    """A simulator that calls a Python function.
 
     Args:
         function: a callable, or a ``"module:function"`` string that is imported
@@ -30,11 +31,14 @@ class PythonSimulator(NamedSimulator):
         output_names: names of the outputs to take from the return value (extra
             keys are ignored).
         fixed_inputs: keyword arguments passed unchanged to every call.
-        timeout: seconds. A running Python call cannot be interrupted safely from
-            inside its own (Dask worker) thread, so this is checked *after* the
-            call returns: a run that took longer gets status ``"timeout"`` and its
-            outputs are discarded. Wrap long-running code in a
-            :class:`ScriptSimulator` for a hard limit.
+        timeout: seconds, or None. Without a timeout the function is called in
+            the worker process itself. With one, each call runs in a fresh child
+            interpreter (:func:`~surrogate_al.simulation.isolated.call_in_child`)
+            whose process group is killed when the timeout passes: the run gets
+            status ``"timeout"`` and the worker is free for the next run. The
+            function, its arguments and its return value then cross a process
+            boundary, so they must pickle (cloudpickle), and the timeout includes
+            the child's start (a fraction of a second).
 
     Statuses: an exception (``SystemExit`` included) is ``"failed"``; a return
     value that is unusable (NaN or inf, a missing output name, a list where a
@@ -45,9 +49,11 @@ class PythonSimulator(NamedSimulator):
             signature cannot take the inputs.
 
     Notes:
-        The function's own prints are not captured (redirecting ``sys.stdout``
-        is process-wide and unsafe in threaded workers); ``stdout_tail`` is
-        empty and ``stderr_tail`` holds the traceback of an exception.
+        In the worker process the function's own prints are not captured
+        (redirecting ``sys.stdout`` is process-wide and unsafe in threaded
+        workers): ``stdout_tail`` is empty and ``stderr_tail`` holds the
+        traceback of an exception. In a child process (with a timeout) both
+        tails hold the ends of the child's output.
     """
 
     def __init__(
@@ -92,6 +98,8 @@ class PythonSimulator(NamedSimulator):
         kwargs, reason = self._merge_inputs(inputs)
         if reason:
             return clock.result("failed", reason=reason)
+        if self.timeout is not None:
+            return self._call_in_child(kwargs, self.timeout, clock, run_id)
         try:
             fn = resolve_callable(self.function)
         except Exception as exc:  # the import runs user code: anything can come out
@@ -109,12 +117,32 @@ class PythonSimulator(NamedSimulator):
                 reason=exception_reason("", exc),
                 stderr_tail=tail(traceback.format_exc(), TAIL_BYTES),
             )
-        if self.timeout is not None and clock.elapsed() > self.timeout:
-            return clock.result(
-                "timeout",
-                reason=f"took {clock.elapsed():.1f} s, over the timeout of {self.timeout} s "
-                "(checked after the call returned)",
-            )
+        return self._result_of(value, clock)
+
+    def _call_in_child(
+        self, kwargs: dict[str, Any], timeout: float, clock: RunClock, run_id: str | None
+    ) -> SimulationResult:
+        """The call in a child process that is killed at ``timeout``."""
+        try:
+            outcome = call_in_child(self.function, kwargs, timeout, run_id=run_id, tail_bytes=TAIL_BYTES)
+        except Exception as exc:  # unpicklable function or inputs, or no interpreter to start
+            return clock.result("failed", reason=exception_reason("cannot start the call in a child process: ", exc))
+        tails = {"stdout_tail": outcome.stdout_tail, "stderr_tail": outcome.stderr_tail}
+        if outcome.kind == "returned":
+            result = self._result_of(outcome.value, clock)
+            return clock.result(result.status, result.outputs, result.reason, **tails)
+        if outcome.kind == "timeout":
+            logger.info("run %s: %r %s", run_id, self.function, outcome.reason)
+            return clock.result("timeout", reason=outcome.reason, **tails)
+        if outcome.kind == "import_failed":
+            reason = f"cannot import {self.function!r}: {outcome.reason}"
+        else:
+            reason = outcome.reason
+        stderr = tail(outcome.traceback, TAIL_BYTES) if outcome.traceback else outcome.stderr_tail
+        return clock.result("failed", reason=reason, stdout_tail=outcome.stdout_tail, stderr_tail=stderr)
+
+    def _result_of(self, value: Any, clock: RunClock) -> SimulationResult:
+        """The result for what the function returned: ``"ok"``, or ``"invalid"`` with the reason."""
         if isinstance(value, Mapping):
             outputs, reason = collect_outputs(value, self.output_names, "the returned dict")
         elif len(self.output_names) == 1:

@@ -203,7 +203,7 @@ def test_a_batch_system_without_its_submit_command_fails_at_start(tmp_path: Any)
         "campaign": {"name": "k", "budget": 4, "store": str(tmp_path / "k.h5")},
         "simulator": {"kind": "python", "function": "simulators.branin:run", "outputs": ["y"],
                       "inputs": {"x1": {"low": 0.0, "high": 1.0}}},
-        "cluster": {"kind": "lsf", "jobs": 1, "options": {"cores": 1, "memory": "1GB"}},
+        "cluster": {"kind": "lsf", "jobs": 1, "insecure": True, "options": {"cores": 1, "memory": "1GB"}},
     }
     spec = parse_workflow(data, tmp_path, "test")
     with pytest.raises(DispatchError, match="'bsub' is not on PATH"):

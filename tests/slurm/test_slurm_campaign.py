@@ -182,6 +182,7 @@ def test_tls_and_gpu_resources_reach_the_slurm_workers(tmp_path: Path, campaign_
     data = example()
     data["campaign"].update(name=campaign_name, store=str(tmp_path / "tls.h5"))
     data["simulator"]["gpu"] = True
+    data["cluster"].pop("insecure", None)  # certificates instead: the example says insecure for its one-node SLURM
     data["cluster"].update(jobs=1, gpus_per_worker=1, tls=make_certificates(tmp_path / "tls"))
     data["cluster"]["options"]["log_directory"] = str(tmp_path / "logs")
     spec = parse_workflow(data, tmp_path, "tls-test")

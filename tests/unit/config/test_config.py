@@ -481,7 +481,7 @@ def test_dependent_defaults_follow_the_fields_they_depend_on() -> None:
     spec = parse_workflow(with_changes(MINIMAL, campaign={"name": "branin"}), Path("/base"))
     assert spec.campaign.store == Path("/base/branin.h5")
     assert parse_workflow(MINIMAL, Path("/base")).campaign.name == "campaign"  # no file: no stem
-    slurm = parse_workflow(with_changes(MINIMAL, cluster={"kind": "slurm"}), Path("/base"))
+    slurm = parse_workflow(with_changes(MINIMAL, cluster={"kind": "slurm", "insecure": True}), Path("/base"))
     assert slurm.cluster.workers is None
 
 
