@@ -1,4 +1,4 @@
-"""Command line: ``surrogate-al run / resume / status / check / report / predict / export``.
+"""Command line: ``surrogate-al run / resume / status / check / tls / report / predict / export``.
 
 Exit codes: 0 success; 2 bad input (workflow, store, CSV), one line on stderr,
 no traceback; 1 a campaign that could not finish (breaker, lost cluster),
@@ -278,6 +278,20 @@ def check(workflow: Path, run_one: bool) -> None:
     click.echo(f"outputs ({one.result.wall_time:.2f} s):")
     for name, value in one.result.outputs.items():
         click.echo(f"  {name} = {value:.6g}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--days", type=int, default=365, show_default=True, help="Validity of the certificates.")
+@click.option("--force", is_flag=True, help="Replace certificates already in DIRECTORY.")
+def tls(directory: Path, days: int, force: bool) -> None:
+    """Make a private CA and a certificate for the campaign's Dask traffic in DIRECTORY."""
+    from surrogate_al.certificates import make_certificates
+
+    files = make_certificates(directory, days=days, force=force)
+    click.echo(f"certificates: {files.ca_file.parent} (owner-only files; keep them where the compute nodes can read them)")
+    click.echo("add to the workflow's [cluster] section:")
+    click.echo(f"  {files.workflow_line()}")
 
 
 @cli.command()

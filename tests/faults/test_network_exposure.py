@@ -103,20 +103,21 @@ def test_every_listening_socket_of_a_default_local_campaign_is_on_loopback(tmp_p
 
 
 def _make_certificates(directory: Path) -> dict[str, Path]:
-    """The campaign's CA and certificate, plus an intruder's certificate from another CA."""
+    """The campaign's CA and certificate (``surrogate-al tls``), plus an intruder's certificate from another CA."""
     directory.mkdir()
+    made = subprocess.run([sys.executable, "-m", "surrogate_al.cli", "tls", str(directory), "--days", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=120)
 
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}",
-                "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
-    for name, ca in (("dask", "ca"), ("intruder", "other-ca")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
-                "-days", "2", "-out", f"{name}.pem")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other-ca",
+            "-keyout", "other-ca.key", "-out", "other-ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=intruder", "-keyout", "intruder.key",
+            "-out", "intruder.csr")
+    openssl("x509", "-req", "-in", "intruder.csr", "-CA", "other-ca.pem", "-CAkey", "other-ca.key",
+            "-CAcreateserial", "-days", "2", "-out", "intruder.pem")
     return {name: directory / name for name in ("ca.pem", "dask.pem", "dask.key", "intruder.pem", "intruder.key")}
 
 

@@ -257,15 +257,8 @@ def markers(tmp_path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dict[s
 
 
 def make_certificates(directory: Path) -> dict[str, str]:
-    """A throw-away CA and one certificate signed by it (what docs/hpc.md tells users to make)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """A throw-away CA and one certificate signed by it, made as docs/hpc.md tells users (``surrogate-al tls``)."""
+    from surrogate_al.certificates import make_certificates as make
 
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dask-ca",
-            "-keyout", "ca.key", "-out", "ca.pem")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=dask", "-keyout", "dask.key", "-out", "dask.csr")
-    openssl("x509", "-req", "-in", "dask.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-out", "dask.pem")
-    return {"ca_file": str(directory / "ca.pem"), "cert": str(directory / "dask.pem"), "key": str(directory / "dask.key")}
+    files = make(directory, days=2, bits=2048)
+    return {"ca_file": str(files.ca_file), "cert": str(files.cert), "key": str(files.key)}
