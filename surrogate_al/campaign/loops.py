@@ -117,6 +117,7 @@ def _stop_on_signal(campaign: Campaign, dispatcher: Dispatcher, exc: KeyboardInt
         harvest=harvest,
         cancel=dispatcher.client.cancel if dispatcher.client_ is not None else lambda _: None,
         simulator=campaign.simulator,
+        run_name=lambda trial: dispatcher.run_name(trial.proposal_id, trial.attempt),
     )
     campaign.running_ = {}
     exc.stopped_runs = stopped  # type: ignore[attr-defined]

@@ -111,6 +111,7 @@ def settle_in_flight(
     harvest: Callable[[Future, Trial, float], Any],
     cancel: Callable[[list[Future]], None],
     simulator: Simulator,
+    run_name: Callable[[Trial], str],
 ) -> tuple[int, int]:
     """After a stop signal: let the runs in flight finish for ``grace`` s, then cancel and kill the rest.
 
@@ -125,6 +126,7 @@ def settle_in_flight(
         cancel: cancels futures on the cluster.
         simulator: the campaign's simulator; a script simulator's run
             directories name the process groups to kill.
+        run_name: the name of a trial's run (its run directory's name).
 
     Returns:
         How many runs finished during the grace and how many were stopped.
@@ -151,7 +153,7 @@ def settle_in_flight(
             # Killed first, so the tasks end on their own and cancelling a running task (which
             # Dask workers log as a warning on the driver's terminal) is left for what is not
             # a recorded process group: Python simulators, runs not started yet.
-            if _kill_run_groups(simulator, [str(f.key) for f in stopped]):
+            if _kill_run_groups(simulator, [run_name(pending[f][0]) for f in stopped]):
                 deadline = time.monotonic() + KILLED_RUN_WAIT_S
                 while not all(f.done() for f in stopped) and time.monotonic() < deadline:
                     time.sleep(0.01)

@@ -229,11 +229,15 @@ class Dispatcher:
             key,
             proposal_id=proposal_id,
             attempt=attempt,
-            run_name=run_name(self.campaign_name, proposal_id, attempt),
+            run_name=self.run_name(proposal_id, attempt),
             key=key,
             pure=False,
             resources={"GPU": 1} if self.gpu_runs else None,
         )
+
+    def run_name(self, proposal_id: int, attempt: int) -> str:
+        """The name of one attempt inside this campaign; it names the attempt's run directory."""
+        return run_name(self.campaign_name, proposal_id, attempt)
 
     def worker_count(self) -> int:
         """Number of workers currently connected to the scheduler."""
