@@ -170,6 +170,43 @@ def unit_square_tail(cluster: str) -> str:
     ) + textwrap.dedent(cluster).strip("\n") + "\n"
 
 
+def batch_workflow(directory: Path, name: str, kind: str, cluster_lines: str = "", option_lines: str = "") -> Path:
+    """``directory/name.toml``: a 4-run Branin campaign on a batch-queue ``[cluster]`` of ``kind``.
+
+    Args:
+        directory: where the file goes (its store would be ``name.h5`` there).
+        name: the campaign's name and the file's stem.
+        kind: ``cluster.kind``.
+        cluster_lines: more ``[cluster]`` lines (``insecure = true``, ``tls = {...}``).
+        option_lines: more ``[cluster.options]`` lines; one starting with ``memory``
+            replaces the default ``memory = "1GB"``.
+    """
+    memory = "" if option_lines.startswith("memory") else 'memory = "1GB"\n'
+    text = textwrap.dedent(
+        f"""\
+        [campaign]
+        name = "{name}"
+        budget = 4
+        store = "{name}.h5"
+
+        [simulator]
+        kind = "python"
+        function = "simulators.branin:run"
+        outputs = ["y"]
+
+        [simulator.inputs]
+        x1 = {{ low = -5.0, high = 10.0 }}
+        x2 = {{ low = 0.0, high = 15.0 }}
+
+        [cluster]
+        kind = "{kind}"
+        """
+    )
+    path = directory / f"{name}.toml"
+    path.write_text(text + cluster_lines + "\n\n[cluster.options]\ncores = 1\n" + memory + option_lines + "\n")
+    return path
+
+
 def driver_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a driver: ``fault_sims`` importable there and on its workers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAULTS_")}

@@ -13,7 +13,6 @@ import logging
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,36 +20,11 @@ import pytest
 from surrogate_al.config import load_workflow
 from surrogate_al.dispatch.clusters import make_jobqueue_cluster
 
+from .helpers import batch_workflow
+
 
 def _workflow(directory: Path, kind: str, cluster_extra: str) -> Path:
-    path = directory / f"{kind}.toml"
-    path.write_text(
-        textwrap.dedent(
-            """\
-            [campaign]
-            budget = 4
-            store = "{kind}.h5"
-
-            [simulator]
-            kind = "python"
-            function = "simulators.branin:run"
-            outputs = ["y"]
-
-            [simulator.inputs]
-            x1 = {{ low = -5.0, high = 10.0 }}
-            x2 = {{ low = 0.0, high = 15.0 }}
-
-            [cluster]
-            kind = "{kind}"
-            {extra}
-
-            [cluster.options]
-            cores = 1
-            memory = "1GB"
-            """
-        ).format(kind=kind, extra=cluster_extra)
-    )
-    return path
+    return batch_workflow(directory, kind, kind, cluster_lines=cluster_extra)
 
 
 @pytest.mark.parametrize("kind", ["slurm", "pbs", "sge", "lsf", "htcondor"])

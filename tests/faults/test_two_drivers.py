@@ -273,6 +273,9 @@ def test_a_sigkilled_cli_drivers_lock_is_broken_by_resume_and_a_foreign_one_need
     assert "Traceback" not in resumed.stderr
     assert not Path(f"{store}.lock").exists()
     assert_exactly_budget(store, 6)
+    # A stopped campaign: resume of a completed one exits 0 at once without looking at the lock.
+    with CampaignStore.open(store, "a") as stopped:
+        stopped.set_state("stopped", "stopped by the test")
 
     foreign = {"pid": 4242, "host": "other-node.example", "started": time.time() - 60,
                "command": "surrogate-al run killed.toml", "create_time": 0.0, "token": "x"}
