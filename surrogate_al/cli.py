@@ -4,7 +4,8 @@ Exit codes: 0 success; 2 bad input (workflow, store, CSV), one line on stderr,
 no traceback; 1 a campaign that could not finish (breaker, lost cluster),
 also one line; 128 + the signal's number for a campaign stopped by a signal:
 143 SIGTERM (``scancel``, walltime, preemption), 138 SIGUSR1 (the walltime
-warning of ``sbatch --signal=USR1@...``), 130 SIGINT (Ctrl-C). Only this module prints and configures logging.
+warning of ``sbatch --signal=USR1@...``), 130 SIGINT (Ctrl-C). Only this
+module prints and configures logging.
 """
 
 from __future__ import annotations
