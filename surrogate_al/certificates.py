@@ -20,6 +20,8 @@ from surrogate_al.errors import ConfigError
 __all__ = ["TLSFiles", "make_certificates"]
 
 OPENSSL_TIMEOUT = 300  # seconds; a 4096-bit key takes a few seconds on a slow node
+_KEPT = ("ca.pem", "ca.key", "dask.pem", "dask.key")  # what make_certificates leaves, mode 600
+_SCRATCH = ("dask.csr", "ca.srl")  # what openssl leaves on the way
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,7 @@ def make_certificates(directory: Path, *, days: int = 365, bits: int = 4096, for
     if openssl is None:
         raise ConfigError("openssl is not on PATH; install it (Debian: apt-get install openssl) and run this again")
     directory = directory.expanduser().resolve()
-    names = ("ca.pem", "ca.key", "dask.pem", "dask.key", "dask.csr", "ca.srl")
-    existing = [n for n in names[:4] if (directory / n).exists()]
+    existing = [n for n in _KEPT if (directory / n).exists()]
     if existing and not force:
         raise ConfigError(
             f"{directory}: {', '.join(existing)} already exist; use them as they are, or pass --force to replace them"
@@ -80,7 +81,7 @@ def make_certificates(directory: Path, *, days: int = 365, bits: int = 4096, for
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     old_umask = os.umask(0o077)  # every file openssl writes is the owner's alone
     try:
-        for name in names:
+        for name in _KEPT + _SCRATCH:
             (directory / name).unlink(missing_ok=True)
 
         def run(*args: str) -> None:
@@ -99,6 +100,6 @@ def make_certificates(directory: Path, *, days: int = 365, bits: int = 4096, for
     finally:
         os.umask(old_umask)
         (directory / "dask.csr").unlink(missing_ok=True)
-    for name in names[:4]:
+    for name in _KEPT:
         os.chmod(directory / name, 0o600)
     return TLSFiles(ca_file=directory / "ca.pem", cert=directory / "dask.pem", key=directory / "dask.key")

@@ -164,13 +164,14 @@ def settle_in_flight(
 def _kill_run_groups(simulator: Simulator, run_ids: list[str]) -> int:
     """Kill the process groups this host's script runs ``run_ids`` recorded; returns how many.
 
-    Only a simulator with run directories (``workdir_root``, the script
-    simulator) records process groups; for others nothing is killed here.
+    Only the script simulator has run directories that record process
+    groups; for others nothing is killed here.
     """
+    from surrogate_al.simulation import ScriptSimulator
     from surrogate_al.simulation.process import kill_recorded_groups
     from surrogate_al.simulation.rundir import read_executions
 
-    root = getattr(simulator, "workdir_root", None)
-    if root is None:
+    if not isinstance(simulator, ScriptSimulator):
         return 0
-    return sum(kill_recorded_groups(read_executions(Path(root), r), f"stopping run {r}") for r in run_ids)
+    root = Path(simulator.workdir_root)
+    return sum(kill_recorded_groups(read_executions(root, r), f"stopping run {r}") for r in run_ids)
